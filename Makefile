@@ -1,0 +1,76 @@
+# smqgis - one entry point for set-up, the demo and the tests.
+#   make demo   installs everything (QGIS from Debian/Ubuntu packages if missing,
+#               both Python environments) and maps soil moisture on the bundled sample
+#   make test   installs what the tests need and runs them all
+SHELL := /bin/bash
+ROOT := $(abspath .)
+SYS_PY := /usr/bin/python3
+VENV := $(ROOT)/.venv
+VENV_TRAIN := $(ROOT)/.venv-train
+BUILD := $(ROOT)/build
+PLUGIN_LINK := $(BUILD)/plugins/smqgis
+
+# Keep QGIS and Qt state inside the repository, headless.
+export QT_QPA_PLATFORM := offscreen
+export QGIS_CUSTOM_CONFIG_PATH := $(BUILD)/qgis-profile
+export XDG_RUNTIME_DIR := $(BUILD)/xdg-runtime
+export XDG_CACHE_HOME := $(BUILD)/xdg-cache
+export QGIS_PLUGINPATH := $(BUILD)/plugins
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: all demo test test-train test-qgis system venv venv-train plugin-link clean bench help
+
+help:
+	@echo "make demo | make test | make bench | make clean"
+
+# --- system packages (Debian 12 / Ubuntu) -----------------------------------
+$(BUILD)/.system-ok:
+	@mkdir -p $(BUILD)
+	@if ! [ -x /usr/bin/qgis_process.bin ] || ! $(SYS_PY) -c 'import qgis.core, venv, ensurepip' 2>/dev/null; then \
+	  echo ">> installing QGIS and python3-venv from the distribution's packages"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    qgis python3-qgis qgis-providers python3-venv python3-pip xvfb xauth ; \
+	fi
+	@touch $@
+system: $(BUILD)/.system-ok
+
+# --- Python environments ------------------------------------------------------
+$(VENV)/.ok: requirements/qgis.txt $(BUILD)/.system-ok
+	$(SYS_PY) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements/qgis.txt
+	@touch $@
+venv: $(VENV)/.ok
+
+$(VENV_TRAIN)/.ok: requirements/train.txt $(BUILD)/.system-ok
+	$(SYS_PY) -m venv $(VENV_TRAIN)
+	$(VENV_TRAIN)/bin/pip install -q --disable-pip-version-check -r requirements/train.txt
+	@touch $@
+venv-train: $(VENV_TRAIN)/.ok
+
+# qgis_process finds plugins by folder name: link the repository (the plugin folder) as build/plugins/smqgis
+plugin-link:
+	@mkdir -p $(BUILD)/plugins $(QGIS_CUSTOM_CONFIG_PATH) $(XDG_RUNTIME_DIR) $(XDG_CACHE_HOME)
+	@chmod 700 $(XDG_RUNTIME_DIR)
+	@ln -sfn $(ROOT) $(PLUGIN_LINK)
+
+# --- the main job -----------------------------------------------------------
+demo: venv plugin-link
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m smqgis.demo
+
+# --- tests --------------------------------------------------------------------
+test-train: venv-train
+	$(VENV_TRAIN)/bin/python -m pytest -q tests/training
+
+test-qgis: venv plugin-link
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest -q tests/core tests/qgis
+
+test: test-train test-qgis
+
+bench: venv
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m smqgis.bench
+
+clean:
+	rm -rf $(BUILD) $(VENV) $(VENV_TRAIN)

@@ -1,0 +1,191 @@
+"""The input sources of smqgis, as one table.
+
+Everything the rest of the code needs to know about a source - its Earth Engine
+collection, its bands and their units, native pixel size, the temporal bound of
+the Sentinel-1-anchored join (paper 000, Table 5), its default 0-255 encoding
+(Table 4 and Table 17), its field name in the authors' released TFRecord schema,
+and the dates it is valid for - lives here as data, not as branches.
+
+Pure Python: imported by training/, by smqgis/core and by the Processing side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Sentinel-2 log-space statistics of paper 000, Table 17 (log_mean, log_std).
+S2_LOG_STATS: dict[str, tuple[float, float]] = {
+    "B2": (1.7417268007636313, 2.023298706048351),
+    "B3": (1.7261204997060209, 2.038905204308012),
+    "B4": (1.6798346251414997, 2.179592821212937),
+    "B5": (1.7734969472909623, 2.2890068333026603),
+    "B6": (2.289154079164943, 2.6171674549378166),
+    "B7": (2.382939712192371, 2.773418590375327),
+    "B8": (2.3828939530384052, 2.7578332604178284),
+    "B11": (2.1952484264967844, 2.789092484314204),
+    "B12": (1.554812948247501, 2.4140534947492487),
+}
+
+
+def linear(vmin: float, vmax: float) -> dict[str, Any]:
+    """A linear 0-255 encoding of the physical range [vmin, vmax] (Table 4)."""
+    return {"kind": "linear", "min": float(vmin), "max": float(vmax)}
+
+
+def s2_log(band: str) -> dict[str, Any]:
+    """The Sentinel-2 log-space encoding of Table 17 for one band.
+
+    The paper's formula did not survive text extraction; we follow the scheme it
+    cites (Brown et al. 2022, Dynamic World): ``z = (ln(1 + DN * dn_scale) -
+    log_mean) / log_std`` and ``encoded = 255 * sigmoid(z)`` with DN the L1C
+    digital number (TOA reflectance x 10000) and ``dn_scale = 0.01`` (reflectance
+    in percent). The metadata of every model carries these numbers, so a model
+    trained with another choice carries its own.
+    """
+    log_mean, log_std = S2_LOG_STATS[band]
+    return {"kind": "log_sigmoid", "log_mean": log_mean, "log_std": log_std, "dn_scale": 0.01}
+
+
+@dataclass(frozen=True)
+class Band:
+    """One band of a source: its name, physical units and default encoding."""
+
+    name: str
+    units: str
+    encoding: dict[str, Any]
+    tfrecord_key: str
+    ee_band: str = ""
+
+    @property
+    def ee_name(self) -> str:
+        return self.ee_band or self.name
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input source (a row of Table 5 with its bands)."""
+
+    key: str
+    title: str
+    ee_collection: str
+    bands: tuple[Band, ...]
+    native_resolution_m: float
+    temporal_bound_s: float | None  # None: static (one-time) source
+    attribution: str
+    valid_from: str | None = None
+    valid_to: str | None = None
+    successor: dict[str, Any] = field(default_factory=dict)
+    ee_filters: dict[str, Any] = field(default_factory=dict)
+
+    def band(self, name: str) -> Band:
+        for b in self.bands:
+            if b.name == name:
+                return b
+        raise KeyError(f"{self.key} has no band {name!r}; it has {[b.name for b in self.bands]}")
+
+
+HOUR_S = 3600.0
+DAY_S = 86400.0
+
+SOURCES: dict[str, Source] = {
+    s.key: s
+    for s in (
+        Source(
+            key="sentinel1",
+            title="Sentinel-1 GRD (IW)",
+            ee_collection="COPERNICUS/S1_GRD",
+            bands=(
+                Band("VV", "dB", linear(-25, 5), "sentinel_1_VV"),
+                Band("VH", "dB", linear(-25, 5), "sentinel_1_VH"),
+                Band("angle", "deg", linear(0, 90), "sentinel_1_angle"),
+            ),
+            native_resolution_m=10.0,
+            temporal_bound_s=1 * HOUR_S,
+            attribution="Contains modified Copernicus Sentinel data",
+            ee_filters={"instrumentMode": "IW"},
+        ),
+        Source(
+            key="sentinel2",
+            title="Sentinel-2 L1C (harmonized)",
+            ee_collection="COPERNICUS/S2_HARMONIZED",
+            bands=tuple(
+                Band(b, "DN (TOA reflectance x 10000)", s2_log(b), f"sentinel_2_{b}")
+                for b in ("B4", "B3", "B2", "B8", "B11", "B12")
+            ),
+            native_resolution_m=10.0,
+            temporal_bound_s=14 * DAY_S,
+            attribution="Contains modified Copernicus Sentinel data",
+            ee_filters={"max_cloud_percent": 30.0, "cloud_property": "CLOUDY_PIXEL_PERCENTAGE"},
+        ),
+        Source(
+            key="dem",
+            title="NASADEM elevation",
+            ee_collection="NASA/NASADEM_HGT/001",
+            bands=(Band("elevation", "m", linear(0, 3000), "nasa_dem_elevation"),),
+            native_resolution_m=30.0,
+            temporal_bound_s=None,
+            attribution="NASADEM, NASA JPL",
+        ),
+        Source(
+            key="soilgrids",
+            title="SoilGrids 2.0, 0-5 cm mean",
+            ee_collection="projects/soilgrids-isric/{band}_mean",
+            bands=(
+                Band("sand", "g/kg", linear(0, 800), "soil_grids_sand_sand_0-5cm_mean", "sand_0-5cm_mean"),
+                Band("silt", "g/kg", linear(0, 800), "soil_grids_silt_silt_0-5cm_mean", "silt_0-5cm_mean"),
+                Band("clay", "g/kg", linear(0, 800), "soil_grids_clay_clay_0-5cm_mean", "clay_0-5cm_mean"),
+                Band("bdod", "cg/cm3", linear(0, 800), "soil_grids_bd_bdod_0-5cm_mean", "bdod_0-5cm_mean"),
+            ),
+            native_resolution_m=250.0,
+            temporal_bound_s=None,
+            attribution="SoilGrids 2.0 (ISRIC), CC BY 4.0, Poggio et al. 2021",
+        ),
+        Source(
+            key="smap",
+            title="SMAP surface soil moisture (NASA-USDA 10 km)",
+            ee_collection="NASA_USDA/HSL/SMAP10KM_soil_moisture",
+            # ssm in mm over 0-5 cm; 0-50 mm spans 0-1 m3/m3 at 0.05 m depth.
+            bands=(Band("ssm", "mm", linear(0, 50), "smap_sm"),),
+            native_resolution_m=10000.0,
+            temporal_bound_s=3 * DAY_S,
+            attribution="NASA-USDA SMAP global soil moisture (NASA GSFC / USDA FAS)",
+            valid_from="2015-04-02",
+            valid_to="2022-08-02",
+            successor={
+                "ee_collection": "NASA/SMAP/SPL4SMGP/007",
+                "ee_band": "sm_surface",
+                "units": "m3/m3",
+                # harmonize to the trained-on quantity: mm of water in the top 0.05 m
+                "to_native_scale": 50.0,
+                "native_resolution_m": 9000.0,
+            },
+        ),
+        Source(
+            key="gldas",
+            title="GLDAS-2.1 Noah 0.25 deg 3-hourly",
+            ee_collection="NASA/GLDAS/V021/NOAH/G025/T3H",
+            bands=(Band("SoilMoi0_10cm_inst", "kg/m2", linear(0, 100), "gldas_sm"),),
+            native_resolution_m=27750.0,
+            temporal_bound_s=6 * HOUR_S,
+            attribution="GLDAS-2.1, NASA GES DISC (Beaudoing & Rodell 2020)",
+        ),
+    )
+}
+
+#: Water depth that converts each coarse product to volumetric soil moisture (m).
+VOLUMETRIC_DEPTH_M = {"smap": 0.05, "gldas": 0.10}
+
+
+def band_ref(ref: str) -> tuple[Source, Band]:
+    """Resolve ``"source/band"`` (e.g. ``"sentinel1/VV"``) to its Source and Band."""
+    try:
+        source_key, band_name = ref.split("/", 1)
+        source = SOURCES[source_key]
+    except (ValueError, KeyError) as exc:
+        raise KeyError(f"unknown band reference {ref!r}; expected one of {all_band_refs()}") from exc
+    return source, source.band(band_name)
+
+
+def all_band_refs() -> list[str]:
+    return [f"{s.key}/{b.name}" for s in SOURCES.values() for b in s.bands]
