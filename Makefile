@@ -19,7 +19,7 @@ export QGIS_PLUGINPATH := $(BUILD)/plugins
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all demo test test-train test-qgis system venv venv-train plugin-link clean bench help
+.PHONY: all demo test test-train test-qgis system venv venv-train plugin-link clean bench resources help
 
 help:
 	@echo "make demo | make test | make bench | make clean"
@@ -68,6 +68,10 @@ test-qgis: venv plugin-link
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest -q tests/core tests/qgis
 
 test: test-train test-qgis
+
+# Regenerate the bundled sample scene and the demo model from fixed seeds (simulated world).
+resources: venv-train
+	$(VENV_TRAIN)/bin/python -m training.simulate.make_resources
 
 bench: venv
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m smqgis.bench

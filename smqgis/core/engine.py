@@ -1,0 +1,242 @@
+"""Tiled ONNX inference over the output grid, in exact or fast mode, streaming tile by tile.
+
+Step four of the flow. The output grid is cut into tiles of output pixels; for each tile
+a :class:`~smqgis.core.io.TileReader` delivers the encoded role blocks (read one tile
+ahead on a worker thread: warping and encoding overlap inference, and at most two
+tiles are in memory, so memory does not grow with the area) and the tile's result is
+handed to a writer at once.
+
+Both modes call the same graph (``schema.py``): **exact** cuts the tile's high-res block
+into one 256 px window per output pixel and evaluates them in batches - the paper's
+method, each window seen alone with zero padding at its edges; **fast** (the default)
+feeds the whole block, ``32 * (n + 7)`` px a side for ``n`` output pixels, in one call,
+so the encoder runs once over shared context and the centre-weighted pooling slides over
+its feature map. Results differ only where a window's edge sees real neighbours in fast
+mode and zero padding in exact mode. A window whose coverage is below 1 (it touches
+nodata in a required input) gives nodata in both modes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .errors import Cancelled
+from .grid import ModelGrid
+from .io import NODATA, TileInputs, TileReader
+
+log = logging.getLogger(__name__)
+
+MODES = ("fast", "exact")
+#: Largest high-res block side (px) of an automatic fast-mode tile, per provider family:
+#: keeps onnxruntime's activations of the paper-size encoder near 2.5 GiB on the CPU.
+AUTO_BLOCK_PX = {"cpu": 1536, "cuda": 4096}
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+
+class Writer(Protocol):
+    """Where the engine puts each finished block (see ``io.ArrayWriter`` / ``io.GeoTiffWriter``)."""
+
+    def write(self, row0: int, col0: int, soil_moisture: np.ndarray, coverage: np.ndarray) -> None: ...
+
+
+class Model(Protocol):
+    """What the engine needs of a model (``model.FusionModel``)."""
+
+    def run(self, high_res: np.ndarray | None = None, low_res: np.ndarray | None = None,
+            coarse: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@dataclass
+class EngineStats:
+    """Timings (s) and running statistics of the written soil moisture (m3/m3)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: {"read_warp_encode": 0.0, "inference": 0.0,
+                                                              "write": 0.0, "wait_for_input": 0.0, "wall": 0.0})
+    tiles: int = 0
+    model_calls: int = 0
+    n_pixels: int = 0
+    n_valid: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    vmin: float = math.inf
+    vmax: float = -math.inf
+
+    def add(self, sm: np.ndarray) -> None:
+        """Account for one block (NODATA ignored)."""
+        v = sm[sm != NODATA].astype(np.float64)
+        self.n_pixels += sm.size
+        self.n_valid += v.size
+        if v.size:
+            self.total += float(v.sum())
+            self.total_sq += float((v * v).sum())
+            self.vmin = min(self.vmin, float(v.min()))
+            self.vmax = max(self.vmax, float(v.max()))
+
+    def summary(self) -> dict[str, float]:
+        """min, max, mean, std (m3/m3; NaN when nothing is valid) and valid_fraction (0-1)."""
+        n = self.n_valid
+        mean = self.total / n if n else math.nan
+        std = math.sqrt(max(self.total_sq / n - mean * mean, 0.0)) if n else math.nan
+        return {
+            "min": self.vmin if n else math.nan,
+            "max": self.vmax if n else math.nan,
+            "mean": mean,
+            "std": std,
+            "valid_fraction": n / self.n_pixels if self.n_pixels else 0.0,
+        }
+
+
+def auto_tile_px(grid: ModelGrid, provider: str) -> int:
+    """Fast-mode tile side (output pixels) for ``provider`` (an onnxruntime provider name)."""
+    hr = grid.roles.get("high_res")
+    if hr is None:
+        return 256
+    limit = AUTO_BLOCK_PX["cuda" if "CUDA" in provider else "cpu"]
+    return max(1, (limit - hr.window_px) // hr.step_px + 1)
+
+
+def plan_tiles(grid: ModelGrid, tile_px: int) -> list[tuple[int, int, int, int]]:
+    """Tiles (row0, col0, nrows, ncols) covering the output grid, row-major."""
+    return [
+        (r, c, min(tile_px, grid.height - r), min(tile_px, grid.width - c))
+        for r in range(0, grid.height, tile_px)
+        for c in range(0, grid.width, tile_px)
+    ]
+
+
+def _windows(block: np.ndarray, window_px: int, step_px: int, nrows: int, ncols: int) -> np.ndarray:
+    """View (nrows, ncols, window, window, C) of the windows of a role block."""
+    view = np.lib.stride_tricks.sliding_window_view(block, (window_px, window_px), axis=(0, 1))
+    return np.moveaxis(view[::step_px, ::step_px][:nrows, :ncols], 2, -1)
+
+
+def predict_tile(model: Model, grid: ModelGrid, tile: TileInputs, mode: str, batch_size: int = 8,
+                 is_cancelled: CancelFn | None = None) -> tuple[np.ndarray, int]:
+    """Soil moisture of one tile (m3/m3, NODATA where a window lacks an input) and the graph calls made."""
+    nr, nc = tile.nrows, tile.ncols
+    valid = tile.coverage >= 1.0 - 1e-6
+    sm = np.full((nr, nc), NODATA, dtype=np.float32)
+    if not valid.any():
+        return sm, 0
+    # per-pixel rows (low_res windows, coarse values) are small: views, copied per call
+    rows: dict[str, np.ndarray] = {}
+    for role, block in tile.arrays.items():
+        if role == "coarse":
+            rows[role] = block.reshape(nr * nc, -1)
+        elif role != "high_res":
+            g = grid.roles[role]
+            rows[role] = _windows(block, g.window_px, g.step_px, nr, nc).reshape(nr * nc, g.window_px, g.window_px,
+                                                                                  -1)
+    hr = tile.arrays.get("high_res")
+    calls = 0
+    if mode == "fast":
+        out = model.run(high_res=None if hr is None else hr[None], **rows).reshape(nr, nc)
+        calls = 1
+    else:
+        hr_windows = None if hr is None else _windows(hr, grid.roles["high_res"].window_px,
+                                                      grid.roles["high_res"].step_px, nr, nc)
+        out = np.full(nr * nc, np.nan, dtype=np.float32)
+        todo = np.flatnonzero(valid.reshape(-1))
+        for start in range(0, todo.size, batch_size):
+            if is_cancelled is not None and is_cancelled():
+                raise Cancelled("cancelled by the user; nothing was written")
+            idx = todo[start:start + batch_size]
+            feeds = {role: r[idx] for role, r in rows.items()}
+            if hr_windows is not None:  # one 256 px window per output pixel, copied per batch only
+                feeds["high_res"] = np.stack([hr_windows[k // nc, k % nc] for k in idx])
+            out[idx] = model.run(**feeds)
+            calls += 1
+        out = out.reshape(nr, nc)
+    keep = valid & np.isfinite(out)
+    sm[keep] = out[keep]
+    return sm, calls
+
+
+def run_tiles(
+    model: Model,
+    reader: TileReader,
+    grid: ModelGrid,
+    writer: Writer,
+    *,
+    mode: str = "fast",
+    tile_px: int = 32,
+    batch_size: int = 8,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+    prefetch: bool = True,
+) -> EngineStats:
+    """Run the model over every tile of ``grid`` and hand each result block to ``writer``.
+
+    Parameters
+    ----------
+    model : Model
+        The fusion model.
+    reader : TileReader
+        Supplies the encoded inputs of a tile.
+    grid : ModelGrid
+        The output grid.
+    writer : Writer
+        Receives (row0, col0, soil moisture m3/m3, coverage 0-1) per tile.
+    mode : {"fast", "exact"}
+        Fully-convolutional tiles, or one graph evaluation per output pixel.
+    tile_px : int
+        Tile side in output pixels (both modes read inputs per tile).
+    batch_size : int
+        Windows per graph call in exact mode.
+    progress : callable, optional
+        ``progress(percent 0-100, message)`` after each tile.
+    is_cancelled : callable, optional
+        Polled before each tile (and each exact-mode batch); True raises :class:`Cancelled`.
+    prefetch : bool
+        Read the next tile on a worker thread while the current one runs.
+
+    Returns
+    -------
+    EngineStats
+        Timings and running statistics.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    stats = EngineStats()
+    tiles = plan_tiles(grid, tile_px)
+    t_wall = time.perf_counter()
+    log.info("%s mode: %d x %d output px in %d tile(s) of up to %d px", mode, grid.width, grid.height, len(tiles),
+             tile_px)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smqgis-read") if prefetch else None
+    try:
+        pending = executor.submit(reader.read, *tiles[0]) if executor else None
+        for k, spec in enumerate(tiles):
+            if is_cancelled is not None and is_cancelled():
+                raise Cancelled("cancelled by the user; nothing was written")
+            t0 = time.perf_counter()
+            tile = pending.result() if pending is not None else reader.read(*spec)
+            stats.seconds["wait_for_input"] += time.perf_counter() - t0
+            if executor is not None and k + 1 < len(tiles):
+                pending = executor.submit(reader.read, *tiles[k + 1])
+            stats.seconds["read_warp_encode"] += tile.seconds
+            t1 = time.perf_counter()
+            sm, calls = predict_tile(model, grid, tile, mode, batch_size, is_cancelled)
+            t2 = time.perf_counter()
+            writer.write(tile.row0, tile.col0, sm, tile.coverage)
+            stats.seconds["inference"] += t2 - t1
+            stats.seconds["write"] += time.perf_counter() - t2
+            stats.model_calls += calls
+            stats.tiles += 1
+            stats.add(sm)
+            if progress is not None:
+                progress(100.0 * (k + 1) / len(tiles), f"{mode} mode: tile {k + 1} of {len(tiles)}")
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    stats.seconds["wall"] = time.perf_counter() - t_wall
+    log.info("done in %.2f s: %s", stats.seconds["wall"], {k: round(v, 3) for k, v in stats.seconds.items()})
+    return stats

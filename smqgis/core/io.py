@@ -1,0 +1,461 @@
+"""Reading the user's rasters onto the model's grids, and writing the result as it is made.
+
+Steps two and three of the flow (inputs -> target grid -> encoded arrays) and the end of
+step four (-> georeferenced raster). Each input is a GDAL raster in any CRS, resolution
+and band order; :func:`open_layer` works out which band is which (declared, or recognised
+from the band descriptions) and :class:`TileReader` warps a block of every input onto
+the block of the target grid that a tile of output pixels needs (bilinear for the high-
+and low-res windows, nearest for the coarse values at the window centres), applies the
+GDAL scale/offset and the successor-product harmonisation of ``sources.py``, encodes
+each band exactly as the model's metadata says, and reports which window pixels had
+every input. :class:`GeoTiffWriter` streams blocks into a temporary GeoTIFF that is
+renamed onto the target only when the run succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.warp import Resampling, reproject
+
+from . import encoding, sources
+from .errors import InputError
+from .grid import ModelGrid
+
+log = logging.getLogger(__name__)
+
+NODATA = -9999.0
+
+#: Other names a band goes by in band descriptions (normalised: lower case, alphanumerics only).
+BAND_ALIASES: dict[str, tuple[str, ...]] = {
+    "VV": ("sigma0vv", "vvdb", "gammavv"),
+    "VH": ("sigma0vh", "vhdb", "gammavh"),
+    "angle": ("incidenceangle", "incidence", "localincidenceangle", "theta"),
+    "elevation": ("dem", "height", "elev", "altitude", "hgt"),
+    "sand": ("sand05cm", "sand05cmmean"),
+    "silt": ("silt05cm", "silt05cmmean"),
+    "clay": ("clay05cm", "clay05cmmean"),
+    "bdod": ("bdod05cm", "bdod05cmmean", "bulkdensity", "bd"),
+    "ssm": ("smapssm", "soilmoisture"),
+    "SoilMoi0_10cm_inst": ("soilmoi010cm", "gldassm"),
+}
+
+#: Band order assumed for a file without band descriptions whose band count matches.
+STANDARD_ORDERS: dict[str, tuple[str, ...]] = {
+    "sentinel2": ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"),
+}
+
+#: Resampling per model input role (the paper bilinearly resamples every image input).
+ROLE_RESAMPLING = {"high_res": Resampling.bilinear, "low_res": Resampling.bilinear, "coarse": Resampling.nearest}
+
+
+def normalise_band_name(name: str) -> str:
+    """Lower-case alphanumerics, Sentinel-2 zero padding dropped (``'B04'`` -> ``'b4'``)."""
+    s = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    return re.sub(r"^b0+(\d)", r"b\1", s)
+
+
+def _names_of(band: sources.Band) -> set[str]:
+    return {normalise_band_name(n) for n in (band.name, band.ee_name, *BAND_ALIASES.get(band.name, ()))}
+
+
+@dataclass
+class SourceLayer:
+    """One opened input raster and what each of its bands is.
+
+    Attributes
+    ----------
+    key : str
+        Source key of ``sources.py`` (``"sentinel1"``, ...).
+    path : str
+        The raster file.
+    band_index : dict of str to int
+        Band name -> 1-based band index of the file.
+    constants : dict of str to float
+        Band name -> constant value (physical units) for bands the file lacks.
+    native_scale : float
+        Factor to the units the model was trained on (e.g. 50 for SMAP m3/m3 -> mm).
+    product : str
+        The product read (e.g. the SMAP successor's Earth Engine id).
+    acquired_utc : str or None
+        Acquisition time (ISO-8601).
+    """
+
+    key: str
+    path: str
+    dataset: Any
+    band_index: dict[str, int]
+    constants: dict[str, float]
+    native_scale: float
+    product: str
+    acquired_utc: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> sources.Source:
+        return sources.SOURCES[self.key]
+
+    def read_physical(
+        self, bands: list[str], crs: str, transform: Any, shape: tuple[int, int], resampling: Resampling
+    ) -> np.ndarray:
+        """Warp ``bands`` onto a target block, in physical units.
+
+        Returns
+        -------
+        ndarray, shape (len(bands), rows, cols), float32
+            Values in the units of ``sources.py`` (after GDAL scale/offset and harmonisation);
+            NaN where the input has nodata or does not reach.
+        """
+        idx = [self.band_index[b] for b in bands]
+        out = np.full((len(idx), *shape), np.nan, dtype=np.float32)
+        ds = self.dataset
+        src_nodata = ds.nodata
+        if src_nodata is None and np.issubdtype(np.dtype(ds.dtypes[idx[0] - 1]), np.floating):
+            src_nodata = np.nan
+        reproject(
+            source=rasterio.band(ds, idx),
+            destination=out,
+            src_nodata=src_nodata,
+            dst_transform=transform,
+            dst_crs=crs,
+            dst_nodata=np.nan,
+            resampling=resampling,
+            tolerance=0.0,  # exact transformer: a pixel's value must not depend on the block it is read in
+        )
+        for k, i in enumerate(idx):
+            scale, offset = ds.scales[i - 1], ds.offsets[i - 1]
+            if scale != 1.0 or offset != 0.0:
+                out[k] = out[k] * scale + offset
+        if self.native_scale != 1.0:
+            out *= self.native_scale
+        return out
+
+
+def recognise_bands(source: sources.Source, descriptions: list[str | None], needed: list[str]) -> dict[str, int]:
+    """Map each band of ``needed`` to a 1-based index from the file's band descriptions.
+
+    Returns only the bands found; a caller decides whether the rest are an error.
+    """
+    found: dict[str, int] = {}
+    for name in needed:
+        names = _names_of(source.band(name))
+        for i, desc in enumerate(descriptions, start=1):
+            if desc and normalise_band_name(desc) in names:
+                found[name] = i
+                break
+    return found
+
+
+def _band_help(key: str, needed: list[str]) -> str:
+    example = ", ".join(f"'{b}': {i}" for i, b in enumerate(needed, start=1))
+    return (
+        f"declare the bands of the {key} input (e.g. bands={{{example}}}; in QGIS the band parameters), "
+        "or set the file's band descriptions to the band names"
+    )
+
+
+def open_layer(key: str, path: str, needed: list[str], *, bands: dict[str, int] | None = None,
+               constants: dict[str, float] | None = None, acquired_utc: str | None = None,
+               product: str | None = None) -> SourceLayer:
+    """Open an input raster and resolve which band is which.
+
+    Parameters
+    ----------
+    key : str
+        Source key of ``sources.py``.
+    path : str
+        Any GDAL raster.
+    needed : list of str
+        Band names of the source the model needs.
+    bands : dict, optional
+        Declared band name -> 1-based index; None recognises bands from descriptions.
+    constants : dict, optional
+        Band name -> constant (physical units) for bands the file lacks.
+    acquired_utc, product : str, optional
+        Provenance; ``product`` equal to the source's successor product (e.g.
+        ``"NASA/SMAP/SPL4SMGP/007"``) converts its units to the trained-on ones.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be opened or its bands cannot be matched to ``needed``.
+    """
+    source = sources.SOURCES[key]
+    constants = dict(constants or {})
+    try:
+        ds = rasterio.open(path)
+    except (RasterioError, OSError) as exc:
+        raise InputError(f"cannot open the {key} input {path!r} ({exc}); give a raster file GDAL can read") from None
+    if ds.crs is None:
+        ds.close()
+        raise InputError(f"the {key} input {path} has no CRS; assign one (e.g. in QGIS: Assign projection)")
+    warnings: list[str] = []
+    to_find = [b for b in needed if b not in constants]
+    descriptions = list(ds.descriptions)
+    if bands:
+        unknown = [b for b in bands if b not in [sb.name for sb in source.bands]]
+        if unknown:
+            ds.close()
+            raise InputError(
+                f"the {key} input has no band called {unknown}; its bands are {[b.name for b in source.bands]}"
+            )
+        bad = {b: i for b, i in bands.items() if not 1 <= int(i) <= ds.count}
+        if bad:
+            ds.close()
+            raise InputError(
+                f"{path} has {ds.count} band(s) but the {key} bands were declared at {bad}; "
+                f"give 1-based indices between 1 and {ds.count}"
+            )
+        index = {b: int(i) for b, i in bands.items() if b in to_find}
+    else:
+        index = recognise_bands(source, descriptions, to_find)
+        missing = [b for b in to_find if b not in index]
+        order = STANDARD_ORDERS.get(key, tuple(b.name for b in source.bands))
+        if missing and len(to_find) == 1 and ds.count == 1:
+            index = {to_find[0]: 1}
+            if descriptions[0]:
+                warnings.append(f"{key}: took the single band {descriptions[0]!r} of {path} as {to_find[0]}")
+        elif missing and not any(descriptions) and ds.count == len(order):
+            index = {b: order.index(b) + 1 for b in to_find}
+            warnings.append(f"{key}: {path} has no band descriptions; assumed the band order {list(order)}")
+    missing = [b for b in to_find if b not in index]
+    if missing:
+        desc = [d or "(none)" for d in descriptions]
+        hint = " (a missing angle band can be given as a constant, e.g. constants={'angle': 39.0})" if (
+            "angle" in missing) else ""
+        ds.close()
+        raise InputError(
+            f"the {key} input {path} has {ds.count} band(s) described {desc}, but the model needs {needed} "
+            f"and {missing} could not be recognised; {_band_help(key, needed)}{hint}"
+        )
+    native_scale, used_product = 1.0, product or source.ee_collection
+    successor = source.successor
+    by_desc = successor and any(
+        d and normalise_band_name(d) == normalise_band_name(successor["ee_band"]) for d in descriptions
+    )
+    if successor and (product == successor["ee_collection"] or (product is None and by_desc)):
+        native_scale = float(successor["to_native_scale"])
+        used_product = successor["ee_collection"]
+        log.info("%s: successor product %s (%s) scaled by %g to the trained-on units", key,
+                 used_product, successor["units"], native_scale)
+    acquired = acquired_utc or ds.tags().get("ACQUISITION_TIME")
+    if source.valid_to and acquired and acquired[:10] > source.valid_to and used_product == source.ee_collection:
+        warnings.append(
+            f"{key}: acquired {acquired[:10]}, after {source.ee_collection} ended ({source.valid_to}); "
+            f"use the successor {successor.get('ee_collection')} (product parameter)"
+        )
+    for name, value in constants.items():
+        warnings.append(f"{key}: band {name} is the constant {value} (not in {os.path.basename(path)})")
+    for w in warnings:
+        log.warning(w)
+    log.debug("%s: %s bands %s crs %s bounds %s", key, path, index, ds.crs, tuple(ds.bounds))
+    return SourceLayer(key, str(path), ds, index, constants, native_scale, used_product, acquired, warnings)
+
+
+@dataclass
+class TileInputs:
+    """The encoded inputs of one tile of output pixels.
+
+    Attributes
+    ----------
+    row0, col0, nrows, ncols : int
+        Position and size of the tile on the output grid (pixels).
+    arrays : dict of str to ndarray
+        ``high_res`` / ``low_res``: float32 (rows, cols, C) role blocks covering the tile's
+        windows, 0-255, 0 where invalid; ``coarse``: float32 (nrows, ncols, K).
+    coverage : ndarray, shape (nrows, ncols)
+        Fraction of each window's pixels where every required input is valid (0-1).
+    seconds : float
+        Wall time spent reading, warping and encoding (s).
+    """
+
+    row0: int
+    col0: int
+    nrows: int
+    ncols: int
+    arrays: dict[str, np.ndarray]
+    coverage: np.ndarray
+    seconds: float
+
+
+def window_fraction(valid: np.ndarray, window_px: int, step_px: int, nrows: int, ncols: int) -> np.ndarray:
+    """Fraction of valid pixels in each ``window_px`` window, windows ``step_px`` apart (float32)."""
+    s = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), dtype=np.int64)
+    np.cumsum(np.cumsum(valid, axis=0, dtype=np.int64), axis=1, out=s[1:, 1:])
+    r = np.arange(nrows) * step_px
+    c = np.arange(ncols) * step_px
+    total = s[np.ix_(r + window_px, c + window_px)] - s[np.ix_(r, c + window_px)] \
+        - s[np.ix_(r + window_px, c)] + s[np.ix_(r, c)]
+    return (total / float(window_px * window_px)).astype(np.float32)
+
+
+class TileReader:
+    """Reads, warps and encodes the model inputs of tiles of the output grid.
+
+    Parameters
+    ----------
+    grid : ModelGrid
+        The run's grids.
+    model_bands : dict of str to list of dict
+        Band specs (``ref``, ``encoding``) per model input role, in channel order.
+    layers : dict of str to SourceLayer
+        Opened inputs by source key.
+    """
+
+    def __init__(self, grid: ModelGrid, model_bands: dict[str, list[dict[str, Any]]],
+                 layers: dict[str, SourceLayer]) -> None:
+        self.grid = grid
+        self.layers = layers
+        self.plan: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        for role, bands in model_bands.items():
+            if bands:
+                self.plan[role] = [(*b["ref"].split("/", 1), b["encoding"]) for b in bands]
+        fine = min(grid.roles.values(), key=lambda g: g.pixel_size_m) if grid.roles else None
+        self._fine_role = next((r for r, g in grid.roles.items() if g is fine), None)
+
+    def _read_role(self, role: str, transform: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        channels = self.plan[role]
+        out = np.empty((*shape, len(channels)), dtype=np.float32)
+        valid = np.ones(shape, dtype=bool)
+        by_source: dict[str, list[int]] = {}
+        for ci, (key, _band, _enc) in enumerate(channels):
+            by_source.setdefault(key, []).append(ci)
+        for key, cis in by_source.items():
+            layer = self.layers[key]
+            to_read = [channels[ci][1] for ci in cis if channels[ci][1] not in layer.constants]
+            phys = (layer.read_physical(to_read, self.grid.crs, transform, shape, ROLE_RESAMPLING[role])
+                    if to_read else None)
+            for ci in cis:
+                band, enc = channels[ci][1], channels[ci][2]
+                if band in layer.constants:
+                    values = np.full(shape, layer.constants[band], dtype=np.float32)
+                else:
+                    values = phys[to_read.index(band)]
+                    valid &= np.isfinite(values)
+                out[..., ci] = encoding.encode(values, enc)
+        out[~valid] = 0.0
+        return out, valid
+
+    def read(self, row0: int, col0: int, nrows: int, ncols: int) -> TileInputs:
+        """Encoded inputs and window coverage of output pixels [row0:row0+nrows, col0:col0+ncols]."""
+        t0 = time.perf_counter()
+        arrays: dict[str, np.ndarray] = {}
+        masks: dict[str, np.ndarray] = {}
+        for role in self.plan:
+            if role == "coarse":
+                shape = (nrows, ncols)
+                transform = self.grid.centres_transform(row0, col0)
+            else:
+                shape = self.grid.roles[role].block_shape(nrows, ncols)
+                transform = self.grid.block_transform(role, row0, col0)
+            arrays[role], masks[role] = self._read_role(role, transform, shape)
+        coverage = np.ones((nrows, ncols), dtype=np.float32)
+        if self._fine_role is not None:
+            fine = self.grid.roles[self._fine_role]
+            valid = np.ones(fine.block_shape(nrows, ncols), dtype=bool)
+            for role, g in self.grid.roles.items():
+                if role in masks:
+                    f = int(round(g.pixel_size_m / fine.pixel_size_m))
+                    valid &= masks[role].repeat(f, axis=0).repeat(f, axis=1)
+            coverage = window_fraction(valid, fine.window_px, fine.step_px, nrows, ncols)
+        if "coarse" in masks:
+            coverage *= masks["coarse"]
+        return TileInputs(row0, col0, nrows, ncols, arrays, coverage, time.perf_counter() - t0)
+
+
+def check_writable(output_path: str) -> None:
+    """Raise InputError unless a file can be created beside ``output_path``."""
+    folder = os.path.dirname(os.path.abspath(output_path)) or "."
+    if os.path.isdir(output_path):
+        raise InputError(f"the output path {output_path} is a folder; give a file name ending in .tif")
+    if not os.path.isdir(folder):
+        raise InputError(f"the output folder {folder} does not exist; create it or choose another output path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".smqgis-probe-", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write to {folder} ({exc.strerror}); choose an output path in a writable folder") \
+            from None
+
+
+class ArrayWriter:
+    """Collects the output blocks in memory (for tests and callers that want arrays)."""
+
+    def __init__(self, grid: ModelGrid) -> None:
+        self.soil_moisture = np.full((grid.height, grid.width), NODATA, dtype=np.float32)
+        self.coverage = np.zeros((grid.height, grid.width), dtype=np.float32)
+
+    def write(self, row0: int, col0: int, soil_moisture: np.ndarray, coverage: np.ndarray) -> None:
+        """Store one block (m3/m3 with NODATA, and coverage 0-1)."""
+        r, c = soil_moisture.shape
+        self.soil_moisture[row0:row0 + r, col0:col0 + c] = soil_moisture
+        self.coverage[row0:row0 + r, col0:col0 + c] = coverage
+
+    def commit(self, tags: dict[str, str]) -> None:
+        """Nothing to finish in memory."""
+
+    def abort(self) -> None:
+        """Nothing to remove in memory."""
+
+
+class GeoTiffWriter:
+    """Streams output blocks into a temporary float32 GeoTIFF, renamed onto the target on commit.
+
+    Band 1 ``soil_moisture`` (m3/m3, nodata -9999), band 2 ``input_coverage`` (0-1).
+    """
+
+    def __init__(self, grid: ModelGrid, output_path: str) -> None:
+        self.output_path = os.path.abspath(output_path)
+        folder, name = os.path.split(self.output_path)
+        fd, self.tmp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part.tif", dir=folder)
+        os.close(fd)
+        block = 256
+        profile = {
+            "driver": "GTiff", "width": grid.width, "height": grid.height, "count": 2, "dtype": "float32",
+            "crs": grid.crs, "transform": grid.transform, "nodata": NODATA, "compress": "deflate",
+            "predictor": 3,
+        }
+        if grid.width >= block and grid.height >= block:
+            profile.update(tiled=True, blockxsize=block, blockysize=block)
+        try:
+            self.ds = rasterio.open(self.tmp_path, "w", **profile)
+        except (RasterioError, OSError) as exc:
+            os.remove(self.tmp_path)
+            raise InputError(f"cannot create {self.output_path} ({exc}); choose another output path") from None
+        self.ds.set_band_description(1, "soil_moisture")
+        self.ds.set_band_description(2, "input_coverage")
+        self.ds.set_band_unit(1, "m3/m3")
+        self.ds.set_band_unit(2, "fraction")
+
+    def write(self, row0: int, col0: int, soil_moisture: np.ndarray, coverage: np.ndarray) -> None:
+        """Write one block (m3/m3 with NODATA, and coverage 0-1) at (row0, col0)."""
+        from rasterio.windows import Window
+
+        win = Window(col0, row0, soil_moisture.shape[1], soil_moisture.shape[0])
+        self.ds.write(soil_moisture.astype(np.float32), 1, window=win)
+        self.ds.write(coverage.astype(np.float32), 2, window=win)
+
+    def commit(self, tags: dict[str, str]) -> None:
+        """Write the provenance tags, close, and move the file onto the target path."""
+        self.ds.update_tags(**tags)
+        self.ds.update_tags(1, units="m3/m3", quantity="volumetric soil moisture")
+        self.ds.close()
+        os.replace(self.tmp_path, self.output_path)
+
+    def abort(self) -> None:
+        """Close and delete the temporary file (no partial output)."""
+        try:
+            self.ds.close()
+        finally:
+            if os.path.exists(self.tmp_path):
+                os.remove(self.tmp_path)

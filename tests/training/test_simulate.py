@@ -1,0 +1,215 @@
+"""Tests of the simulated world (training/simulate): determinism, physics, writers."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from smqgis.core import sources
+from smqgis.core.encoding import decode
+from training.simulate import forward as fw
+from training.simulate.insitu import GOOD_FLAGS, place_sensors
+from training.simulate.scene import build_sample_scene
+from training.simulate.tfrecords import DatasetSpec, joined_anchors, write_dataset
+from training.simulate.world import World, grid_axes
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "resources" / "sample"
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World()
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory: pytest.TempPathFactory, world: World) -> Path:
+    out = tmp_path_factory.mktemp("scene")
+    build_sample_scene(out, world)
+    return out
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.suffix in (".tif", ".json")}
+
+
+def test_same_seed_same_bytes(scene_dir: Path, tmp_path: Path) -> None:
+    build_sample_scene(tmp_path, World())
+    assert _hashes(tmp_path) == _hashes(scene_dir)
+
+
+def test_committed_sample_is_what_the_generator_writes(scene_dir: Path) -> None:
+    assert _hashes(SAMPLE) == _hashes(scene_dir), "resources/sample is stale: run python -m training.simulate.make_resources --sample-only"
+    assert sum(p.stat().st_size for p in SAMPLE.iterdir()) <= 10 * 1024 * 1024
+
+
+def test_windows_agree_where_they_overlap(world: World) -> None:
+    xs, ys = grid_axes(600_000.0, 3_950_000.0, 64, 64, 10.0)
+    a = world.static(xs, ys)
+    b = world.static(xs[20:], ys[10:])
+    np.testing.assert_allclose(a.elevation_m[10:, 20:], b.elevation_m, atol=1e-9)
+    np.testing.assert_allclose(world.soil_moisture(a, xs, ys, 100)[10:, 20:], world.soil_moisture(b, xs[20:], ys[10:], 100), atol=1e-9)
+
+
+def test_texture_sums_to_one_and_soilgrids_units(world: World) -> None:
+    xs, ys = grid_axes(560_000.0, 3_990_000.0, 50, 50, 200.0)
+    st = world.static(xs, ys)
+    np.testing.assert_allclose(st.sand + st.silt + st.clay, 1.0, atol=1e-12)
+    prod = fw.soilgrids_product(world, st, xs, ys)
+    np.testing.assert_allclose(prod["sand"] + prod["silt"] + prod["clay"], 1000.0, atol=1e-9)  # g/kg
+    assert 100.0 < prod["bdod"].min() and prod["bdod"].max() < 180.0  # cg/cm3
+
+
+@pytest.mark.parametrize("vwc", [0.0, 1.0, 3.0])
+@pytest.mark.parametrize("angle", [30.0, 38.0, 46.0])
+def test_backscatter_rises_with_moisture_at_fixed_vegetation(vwc: float, angle: float) -> None:
+    theta = np.linspace(0.03, 0.5, 48)
+    vv, vh = fw.bare_soil_backscatter(theta, np.full_like(theta, angle), np.full_like(theta, 1.5))
+    for pol, soil in (("VV", vv), ("VH", vh)):
+        total_db = 10 * np.log10(fw.water_cloud(soil, np.full_like(theta, vwc), np.full_like(theta, angle), pol))
+        assert np.all(np.diff(total_db) > 0), pol
+    # bare soil: several dB between dry and wet (C-band sensitivity ~ 0.1-0.3 dB per 0.01 m3/m3)
+    assert 5.0 < 10 * np.log10(vv[-1] / vv[0]) < 15.0
+
+
+def test_swir_falls_as_soil_wets() -> None:
+    theta = np.linspace(0.03, 0.5, 48)
+    for cover in (0.0, 0.3, 0.6):
+        for band in ("B11", "B12"):
+            refl = fw.surface_reflectance(theta, np.full_like(theta, cover), np.ones_like(theta), band)
+            assert np.all(np.diff(refl) < 0), (band, cover)
+
+
+def test_swir_and_vv_follow_moisture_in_a_scene(world: World) -> None:
+    xs, ys = grid_axes(600_000.0, 3_950_000.0, 128, 128, 10.0)
+    st = world.static(xs, ys)
+    days = [d for d in range(0, 700, 37)]
+    bare = np.where(np.isin(st.landcover, (1, 2)))
+    theta, b12, vv = [], [], []
+    s1 = fw.s1_acquisitions(world)
+    for d in days:
+        acq_s2 = fw.Acquisition("sentinel2", d + 0.7, 10_000 + d, cloud_percent=0.0)
+        acq_s1 = fw.Acquisition("sentinel1", d + 0.02, s1[0].index, orbit=s1[0].orbit)
+        cover, _ = world.vegetation(st, d)
+        theta.append(world.soil_moisture(st, xs, ys, d, cover)[bare].mean())
+        b12.append(fw.s2_image(world, fw.CloudField(world), st, xs, ys, acq_s2)["B12"][bare].mean())
+        vv.append(fw.s1_image(world, st, xs, ys, acq_s1)["VV"][bare].mean())
+    assert np.corrcoef(theta, b12)[0, 1] < -0.5
+    assert np.corrcoef(theta, vv)[0, 1] > 0.5
+
+
+def test_smap_is_the_cell_mean_of_truth_within_its_noise(world: World) -> None:
+    coarse = fw.CoarseProducts(world)
+    acqs = fw.smap_acquisitions(world)[100:130]
+    lon, lat = coarse.to_lonlat.transform(600_000.0, 3_950_000.0)
+    i, j = coarse.cell_of(lon, lat, fw.SMAP_CELL_DEG)
+    # an independent block mean: the truth on a 100 m grid inside the cell
+    st, xs, ys, inside = coarse._cell("smap", i, j)
+    fine_x = np.arange(xs[0] - 125.0, xs[-1] + 125.0, 100.0) + 50.0
+    fine_y = np.arange(ys[0] - 125.0, ys[-1] + 125.0, 100.0) + 50.0
+    fst = world.static(fine_x, fine_y)
+    flon, flat = coarse.to_lonlat.transform(*np.meshgrid(fine_x, fine_y))
+    fin = (np.floor(flon / fw.SMAP_CELL_DEG + 1e-9) == i) & (np.floor(flat / fw.SMAP_CELL_DEG + 1e-9) == j)
+    truth = np.array([world.soil_moisture(fst, fine_x, fine_y, a.whole_day)[fin].mean() for a in acqs])
+    smap = np.array([coarse.smap_volumetric(i, j, a) for a in acqs])
+    residual = smap - (0.9 * truth + 0.03)
+    assert np.abs(residual).max() < 0.015 + 4 * 0.025  # cell bias + 4 sigma of retrieval noise
+    assert residual.std() < 0.04
+    assert np.corrcoef(smap, truth)[0, 1] > 0.8
+    assert coarse.smap_ssm_mm(i, j, acqs[0]) == pytest.approx(50.0 * smap[0])  # mm over 5 cm
+
+
+def test_join_respects_table5_bounds(world: World) -> None:
+    joins = joined_anchors(world)
+    assert len(joins) > 40
+    for jn in joins:
+        assert 0 <= jn.s1.day - jn.s2.day <= 14 and jn.s2.cloud_percent < 30
+        assert 0 <= jn.s1.day - jn.smap.day <= 3
+        assert 0 <= jn.s1.day - jn.gldas.day <= 0.25
+    cloudy = [a for a in fw.s2_acquisitions(world) if a.cloud_percent >= 30]
+    assert cloudy, "the cloud filter must matter"
+
+
+def test_sensors_split_by_sensor(world: World) -> None:
+    sensors = place_sensors(world, 50)
+    counts = {s: sum(x.split == s for x in sensors) for s in ("train", "val", "test")}
+    assert counts == {"train": 30, "val": 10, "test": 10}
+    assert len({s.sensor_id for s in sensors}) == 50
+    assert all(len(s.sensor_id.split("__")) == 3 for s in sensors)
+
+
+def test_tfrecords_parse_with_the_training_reader(tmp_path: Path, world: World) -> None:
+    tf = pytest.importorskip("tensorflow")
+    from training.data import make_dataset
+
+    summary = write_dataset(tmp_path, world, DatasetSpec(n_sensors=5, dates_per_sensor={"train": 2, "val": 1, "test": 1}, shards=1))
+    assert summary["points"]["train"] >= 1
+    ds = make_dataset(str(tmp_path / "train-*.tfrecord.gz"), "full", 1, training=False, seed=0, drop_remainder=False, with_meta=True)
+    with open(tmp_path / "readings.csv", newline="") as f:
+        readings = list(csv.DictReader(f))
+    assert all((r["flag"] in GOOD_FLAGS) == (r["kept"] == "1") for r in readings)
+    n = 0
+    for features, label in ds:
+        n += 1
+        assert features["high_res"].shape == (1, 256, 256, 10)
+        assert features["low_res"].shape == (1, 16, 16, 4)
+        assert features["coarse"].shape == (1, 2)
+        assert 0.0 < float(label[0]) < 0.6
+        smap_mm = decode(features["coarse"].numpy()[0, 0], sources.SOURCES["smap"].bands[0].encoding)
+        assert 2.0 < smap_mm < 30.0
+        assert tf.reduce_max(features["high_res"]) <= 255.0
+    assert n == summary["points"]["train"]
+
+
+EXPECTED = {
+    "sentinel1.tif": ("EPSG:32614", ("VV", "VH", "angle")),
+    "sentinel2.tif": ("EPSG:32614", ("B4", "B3", "B2", "B8", "B11", "B12")),
+    "dem.tif": ("EPSG:4326", ("elevation",)),
+    "soilgrids.tif": ("ESRI:54052", ("sand", "silt", "clay", "bdod")),
+    "smap.tif": ("EPSG:4326", ("ssm",)),
+    "gldas.tif": ("EPSG:4326", ("SoilMoi0_10cm_inst",)),
+    "truth_sm_10m.tif": ("EPSG:32614", ("soil_moisture",)),
+    "truth_sm_320m.tif": ("EPSG:32614", ("soil_moisture",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_geotiffs_open_with_crs_bands_and_tags(scene_dir: Path, name: str) -> None:
+    crs, bands = EXPECTED[name]
+    with rasterio.open(scene_dir / name) as ds:
+        assert ds.crs.to_string() == crs
+        assert ds.descriptions == bands
+        assert ds.nodata is not None
+        assert ds.profile["compress"].lower() == "deflate"
+        assert ds.tags()["SIMULATED"] == "true"
+        assert all(ds.tags(k + 1).get("UNITS") for k in range(ds.count))
+        data = ds.read(1, masked=True).astype(float) * ds.scales[0] + ds.offsets[0]
+    if name in ("dem.tif", "soilgrids.tif"):
+        return
+    with rasterio.open(scene_dir / name) as ds:
+        assert ds.tags()["ACQUISITION_TIME"].endswith("Z")
+    if name == "sentinel1.tif":
+        assert -30.0 < data.mean() < 0.0  # VV in dB after the scale
+    if name == "smap.tif":
+        assert 1.0 < data.min() and data.max() < 30.0  # mm over 5 cm
+
+
+def test_manifest_and_output_grid(scene_dir: Path) -> None:
+    manifest = json.loads((scene_dir / "manifest.json").read_text())
+    assert set(manifest["inputs"]) == set(sources.SOURCES)
+    grid = manifest["output_grid"]
+    xmin, ymin, xmax, ymax = grid["extent"]
+    assert xmax - xmin == pytest.approx(5120.0) and ymax - ymin == pytest.approx(5120.0)
+    with rasterio.open(scene_dir / "sentinel1.tif") as ds:
+        left, bottom, right, top = ds.bounds
+    halo = [xmin - left, ymin - bottom, right - xmax, top - ymax]
+    assert halo == pytest.approx([1280.0] * 4)  # half a 2.56 km window on every side
+    with rasterio.open(scene_dir / "truth_sm_320m.tif") as ds:
+        assert (ds.width, ds.height) == (16, 16)
+        assert list(ds.transform)[:6] == grid["transform"]
