@@ -179,7 +179,7 @@ class Trainer:
         total = tf.constant(0.0)
         for _ in tf.range(num_steps):
             per_replica = self.strategy.run(self._step_fn, args=next(iterator))
-            total += self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            total += tf.cast(self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None), tf.float32)
         return total / tf.cast(num_steps, tf.float32)
 
     def _distributed_predict(self, features: dict[str, tf.Tensor]) -> Any:

@@ -78,6 +78,10 @@ def role_grids(meta: dict[str, Any]) -> tuple[float, dict[str, RoleGrid]]:
                 f"input {spec['name']!r}: pixel size {size} m does not divide the output resolution {out_res} m"
             )
         grids[spec["name"]] = RoleGrid(size, int(spec["window_px"]), int(round(step)))
+    extents = {g.half_window_m for g in grids.values()}
+    if len(extents) > 1:
+        raise ModelError(f"the model's input windows cover different ground sizes {sorted(2 * e for e in extents)} m; "
+                         "smqgis needs them centred on the same square")
     return out_res, grids
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
-from rasterio.warp import Resampling, reproject
+from rasterio.warp import Resampling
+from rasterio.windows import Window
 
 from . import encoding, sources
 from .errors import InputError
@@ -53,6 +54,14 @@ BAND_ALIASES: dict[str, tuple[str, ...]] = {
 STANDARD_ORDERS: dict[str, tuple[str, ...]] = {
     "sentinel2": ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"),
 }
+
+#: Largest error (source pixels) of GDAL's approximate transformer: far below GDAL's default 1/8 px, so a
+#: pixel's value does not depend on the block it is warped in (exact 0 is not accepted by WarpedVRT).
+WARP_TOLERANCE_PX = 1e-4
+
+#: GDAL block cache while a run reads (MiB): holds a tile's warped blocks for the next tile's halo, and
+#: keeps the memory of a run independent of its area (GDAL's default is 5 % of the machine's RAM).
+GDAL_CACHE_MIB = 256
 
 #: Resampling per model input role (the paper bilinearly resamples every image input).
 ROLE_RESAMPLING = {"high_res": Resampling.bilinear, "low_res": Resampling.bilinear, "coarse": Resampling.nearest}
@@ -99,15 +108,34 @@ class SourceLayer:
     product: str
     acquired_utc: str | None
     warnings: list[str] = field(default_factory=list)
+    _warped: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def source(self) -> sources.Source:
         return sources.SOURCES[self.key]
 
-    def read_physical(
-        self, bands: list[str], crs: str, transform: Any, shape: tuple[int, int], resampling: Resampling
-    ) -> np.ndarray:
-        """Warp ``bands`` onto a target block, in physical units.
+    def warped(self, role: str, crs: str, transform: Any, shape: tuple[int, int], resampling: Resampling) -> Any:
+        """The file warped onto a whole role grid (a GDAL warped VRT, made once per role).
+
+        Tiles read windows of it, so a pixel's value never depends on the tile it is read
+        in: GDAL warps the VRT's own fixed blocks.
+        """
+        from rasterio.vrt import WarpedVRT
+
+        if role not in self._warped:
+            ds = self.dataset
+            src_nodata = ds.nodata
+            if src_nodata is None and np.issubdtype(np.dtype(ds.dtypes[0]), np.floating):
+                src_nodata = np.nan
+            xscale, yscale = resampling_scales(ds, crs, abs(transform.a), abs(transform.e))
+            self._warped[role] = WarpedVRT(ds, crs=crs, transform=transform, width=shape[1], height=shape[0],
+                                           resampling=resampling, src_nodata=src_nodata, nodata=np.nan,
+                                           dtype="float32", tolerance=WARP_TOLERANCE_PX,
+                                           warp_extras={"XSCALE": repr(xscale), "YSCALE": repr(yscale)})
+        return self._warped[role]
+
+    def read_physical(self, role: str, bands: list[str], window: Any) -> np.ndarray:
+        """Read ``bands`` from the role's warped VRT, in physical units.
 
         Returns
         -------
@@ -116,28 +144,43 @@ class SourceLayer:
             NaN where the input has nodata or does not reach.
         """
         idx = [self.band_index[b] for b in bands]
-        out = np.full((len(idx), *shape), np.nan, dtype=np.float32)
-        ds = self.dataset
-        src_nodata = ds.nodata
-        if src_nodata is None and np.issubdtype(np.dtype(ds.dtypes[idx[0] - 1]), np.floating):
-            src_nodata = np.nan
-        reproject(
-            source=rasterio.band(ds, idx),
-            destination=out,
-            src_nodata=src_nodata,
-            dst_transform=transform,
-            dst_crs=crs,
-            dst_nodata=np.nan,
-            resampling=resampling,
-            tolerance=0.0,  # exact transformer: a pixel's value must not depend on the block it is read in
-        )
+        vrt = self._warped[role]
+        out = np.empty((len(idx), int(window.height), int(window.width)), dtype=np.float32)
         for k, i in enumerate(idx):
-            scale, offset = ds.scales[i - 1], ds.offsets[i - 1]
+            # one band per read: GDAL then warps the VRT's fixed blocks (a multi-band read warps
+            # the requested window directly, and its values would depend on the tile)
+            vrt.read(i, window=window, out=out[k])
+            scale, offset = self.dataset.scales[i - 1], self.dataset.offsets[i - 1]
             if scale != 1.0 or offset != 0.0:
                 out[k] = out[k] * scale + offset
         if self.native_scale != 1.0:
             out *= self.native_scale
         return out
+
+    def close(self) -> None:
+        """Close the warped VRTs and the file."""
+        for vrt in self._warped.values():
+            vrt.close()
+        self._warped.clear()
+        self.dataset.close()
+
+
+def resampling_scales(ds: Any, crs: str, dst_xres: float, dst_yres: float) -> tuple[float, float]:
+    """Destination pixels per source pixel along x and y at the file's centre (GDAL XSCALE / YSCALE).
+
+    GDAL otherwise recomputes them for every warp chunk, so a value would depend on the tile
+    it is read in; fixed once per file they make the warp tile-invariant. Capped at 1:
+    bilinear upsampling needs no wider kernel.
+    """
+    from rasterio.warp import transform as transform_points
+
+    t = ds.transform
+    cx, cy = ds.width / 2.0, ds.height / 2.0
+    pts = [t @ (cx, cy), t @ (cx + 1, cy), t @ (cx, cy + 1)]
+    xs, ys = transform_points(ds.crs, crs, [p[0] for p in pts], [p[1] for p in pts])
+    step_x = float(np.hypot(xs[1] - xs[0], ys[1] - ys[0]))
+    step_y = float(np.hypot(xs[2] - xs[0], ys[2] - ys[0]))
+    return min(1.0, step_x / dst_xres), min(1.0, step_y / dst_yres)
 
 
 def recognise_bands(source: sources.Source, descriptions: list[str | None], needed: list[str]) -> dict[str, int]:
@@ -146,8 +189,11 @@ def recognise_bands(source: sources.Source, descriptions: list[str | None], need
     Returns only the bands found; a caller decides whether the rest are an error.
     """
     found: dict[str, int] = {}
+    successor_band = source.successor.get("ee_band") if len(source.bands) == 1 else None
     for name in needed:
         names = _names_of(source.band(name))
+        if successor_band:  # e.g. SMAP's successor calls ssm "sm_surface"
+            names.add(normalise_band_name(successor_band))
         for i, desc in enumerate(descriptions, start=1):
             if desc and normalise_band_name(desc) in names:
                 found[name] = i
@@ -319,11 +365,18 @@ class TileReader:
         for role, bands in model_bands.items():
             if bands:
                 self.plan[role] = [(*b["ref"].split("/", 1), b["encoding"]) for b in bands]
+        # whole-area grid (transform, shape) of each role: tiles read windows of it
+        self._full: dict[str, tuple[Any, tuple[int, int]]] = {
+            role: (grid.block_transform(role, 0, 0), g.block_shape(grid.height, grid.width))
+            for role, g in grid.roles.items()
+        }
+        self._full["coarse"] = (grid.transform, (grid.height, grid.width))
         fine = min(grid.roles.values(), key=lambda g: g.pixel_size_m) if grid.roles else None
         self._fine_role = next((r for r, g in grid.roles.items() if g is fine), None)
 
-    def _read_role(self, role: str, transform: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _read_role(self, role: str, window: Any) -> tuple[np.ndarray, np.ndarray]:
         channels = self.plan[role]
+        shape = (int(window.height), int(window.width))
         out = np.empty((*shape, len(channels)), dtype=np.float32)
         valid = np.ones(shape, dtype=bool)
         by_source: dict[str, list[int]] = {}
@@ -332,8 +385,10 @@ class TileReader:
         for key, cis in by_source.items():
             layer = self.layers[key]
             to_read = [channels[ci][1] for ci in cis if channels[ci][1] not in layer.constants]
-            phys = (layer.read_physical(to_read, self.grid.crs, transform, shape, ROLE_RESAMPLING[role])
-                    if to_read else None)
+            phys = None
+            if to_read:
+                layer.warped(role, self.grid.crs, *self._full[role], ROLE_RESAMPLING[role])
+                phys = layer.read_physical(role, to_read, window)
             for ci in cis:
                 band, enc = channels[ci][1], channels[ci][2]
                 if band in layer.constants:
@@ -352,12 +407,12 @@ class TileReader:
         masks: dict[str, np.ndarray] = {}
         for role in self.plan:
             if role == "coarse":
-                shape = (nrows, ncols)
-                transform = self.grid.centres_transform(row0, col0)
+                window = Window(col0, row0, ncols, nrows)
             else:
-                shape = self.grid.roles[role].block_shape(nrows, ncols)
-                transform = self.grid.block_transform(role, row0, col0)
-            arrays[role], masks[role] = self._read_role(role, transform, shape)
+                g = self.grid.roles[role]
+                rows, cols = g.block_shape(nrows, ncols)
+                window = Window(col0 * g.step_px, row0 * g.step_px, cols, rows)
+            arrays[role], masks[role] = self._read_role(role, window)
         coverage = np.ones((nrows, ncols), dtype=np.float32)
         if self._fine_role is not None:
             fine = self.grid.roles[self._fine_role]
@@ -370,6 +425,11 @@ class TileReader:
         if "coarse" in masks:
             coverage *= masks["coarse"]
         return TileInputs(row0, col0, nrows, ncols, arrays, coverage, time.perf_counter() - t0)
+
+
+def gdal_env() -> Any:
+    """The rasterio/GDAL environment a run reads in (bounded block cache)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MIB * 1024 * 1024)
 
 
 def check_writable(output_path: str) -> None:
@@ -439,8 +499,6 @@ class GeoTiffWriter:
 
     def write(self, row0: int, col0: int, soil_moisture: np.ndarray, coverage: np.ndarray) -> None:
         """Write one block (m3/m3 with NODATA, and coverage 0-1) at (row0, col0)."""
-        from rasterio.windows import Window
-
         win = Window(col0, row0, soil_moisture.shape[1], soil_moisture.shape[0])
         self.ds.write(soil_moisture.astype(np.float32), 1, window=win)
         self.ds.write(coverage.astype(np.float32), 2, window=win)

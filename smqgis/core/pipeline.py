@@ -94,7 +94,7 @@ class PreparedRun:
     def close(self) -> None:
         """Close the input rasters."""
         for layer in self.layers.values():
-            layer.dataset.close()
+            layer.close()
 
 
 def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | None, extent_crs: str | None,
@@ -135,8 +135,10 @@ def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | Non
                 f"{tuple(round(v) for v in overlap)}; choose an extent inside it or leave it empty for the default"
             )
         grid = g.grid_covering(ext, crs, out_res, roles)
-        inner = g.intersect([grid.bounds, overlap])
-        if inner != grid.bounds:
+        inset = grid.reach_m - grid.out_res_m / 2.0  # windows reach this far beyond the output bounds
+        b = grid.bounds
+        reach = (b[0] - inset, b[1] - inset, b[2] + inset, b[3] + inset)
+        if g.intersect([reach, overlap]) != reach:
             warnings.append("part of the extent lies outside the inputs' overlap; windows reaching there are nodata")
     log.info("output grid %s: %d x %d px of %g m, top-left (%.1f, %.1f)", crs, grid.width, grid.height,
              grid.out_res_m, grid.x0, grid.y0)
@@ -176,7 +178,7 @@ def prepare(model: Any, inputs: dict[str, LayerInput], *, extent: tuple | None =
         grid = _make_grid(layers, model.metadata, extent, extent_crs, dst_crs, warnings)
     except BaseException:
         for layer in layers.values():
-            layer.dataset.close()
+            layer.close()
         raise
     reader = TileReader(grid, {role: model.bands(role) for role in model.roles}, layers)
     return PreparedRun(model, layers, grid, reader, warnings)
@@ -281,7 +283,7 @@ def estimate_sm_320m(
     InputError, ModelError, Cancelled
     """
     from .engine import MODES, run_tiles
-    from .io import NODATA, GeoTiffWriter, check_writable
+    from .io import NODATA, GeoTiffWriter, check_writable, gdal_env
 
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; choose 'fast' (fully-convolutional) or 'exact' (window per pixel)")
@@ -291,8 +293,9 @@ def estimate_sm_320m(
         tile = _tile_px(run, tile_px)
         writer = GeoTiffWriter(run.grid, output_path)
         try:
-            stats = run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=tile,
-                              batch_size=batch_size, progress=progress, is_cancelled=is_cancelled)
+            with gdal_env():
+                stats = run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=tile,
+                                  batch_size=batch_size, progress=progress, is_cancelled=is_cancelled)
             writer.commit(provenance_tags(run, mode, tile))
         except BaseException:
             writer.abort()
@@ -332,13 +335,14 @@ def estimate_sm_arrays(
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """As :func:`estimate_sm_320m`, in memory: (soil moisture m3/m3 with -9999, coverage 0-1, ModelGrid)."""
     from .engine import run_tiles
-    from .io import ArrayWriter
+    from .io import ArrayWriter, gdal_env
 
     run = prepare(model_path, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider)
     try:
         writer = ArrayWriter(run.grid)
-        run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=_tile_px(run, tile_px),
-                  batch_size=batch_size)
+        with gdal_env():
+            run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=_tile_px(run, tile_px),
+                      batch_size=batch_size)
     finally:
         run.close()
     return writer.soil_moisture, writer.coverage, run.grid

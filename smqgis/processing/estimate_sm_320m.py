@@ -401,7 +401,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         except Cancelled:
             raise QgsProcessingException("Cancelled by the user; no output was written.") from None
         except SmqgisError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            raise QgsProcessingException(with_parameter_hint(str(exc))) from None
         except OSError as exc:
             raise QgsProcessingException(
                 f"Could not write or read a file ({exc}); check the output path and the input files."
@@ -453,7 +453,8 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             bands = parse_band_order(bands_text, spec.source, layer.bandCount(), spec.bands_param)
             if bands is not None:
                 missing = [name for name in needs[spec.source] if name not in bands]
-                if spec.source == "sentinel1" and missing == ["angle"] and self._angle_constant(parameters, context):
+                angle = self._angle_constant(parameters, context)
+                if spec.source == "sentinel1" and missing == ["angle"] and angle is not None:
                     missing = []
                 if missing:
                     raise QgsProcessingException(
@@ -463,7 +464,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
                     )
             layer_input = LayerInput(path=gdal_path(layer), bands=bands)
             if spec.source == "sentinel1" and "angle" in needs[spec.source]:
-                self._apply_angle_constant(layer_input, layer, parameters, context, feedback)
+                self._apply_angle_constant(layer_input, parameters, context, feedback)
             if spec.source == "smap" and parameters.get(self.SMAP_PRODUCT) not in (None, ""):
                 # not given (e.g. omitted in qgis_process): the engine recognises the successor by its band name
                 layer_input.product = SMAP_PRODUCTS[self.parameterAsEnum(parameters, self.SMAP_PRODUCT, context)][0]
@@ -480,7 +481,6 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
     def _apply_angle_constant(
         self,
         layer_input: Any,
-        layer: QgsRasterLayer,
         parameters: dict[str, Any],
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
@@ -491,10 +491,17 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             return
         if layer_input.bands is not None:
             has_angle_band = "angle" in layer_input.bands
-        else:
-            descriptions = [layer.dataProvider().generateBandName(i) for i in range(1, layer.bandCount() + 1)]
-            descriptions += [layer.bandName(i) for i in range(1, layer.bandCount() + 1)]
-            has_angle_band = any("angle" in text.lower() for text in descriptions)
+        else:  # recognised from band descriptions exactly as the engine would
+            import rasterio
+
+            from ..core.io import recognise_bands
+
+            try:
+                with rasterio.open(layer_input.path) as dataset:
+                    descriptions = list(dataset.descriptions)
+            except (rasterio.errors.RasterioError, OSError):
+                descriptions = []  # the engine reports an unreadable raster with its own message
+            has_angle_band = "angle" in recognise_bands(sources.SOURCES["sentinel1"], descriptions, ["angle"])
         if has_angle_band:
             feedback.pushInfo(f"{self.S1_ANGLE_DEG} is ignored: the Sentinel-1 raster has an angle band.")
             return
@@ -546,6 +553,14 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
                 "choose an output file in a folder you can write to."
             )
         return out_path
+
+
+def with_parameter_hint(message: str) -> str:
+    """An engine message about an input, with the Processing parameters that set it appended."""
+    for spec in INPUT_PARAMETERS:
+        if f"the {spec.source} input" in message:
+            return f"{message} (here: the raster is {spec.layer_param}, its band order {spec.bands_param})"
+    return message
 
 
 def crs_to_text(crs: QgsCoordinateReferenceSystem) -> str:

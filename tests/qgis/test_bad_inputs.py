@@ -84,6 +84,7 @@ def test_wrong_band_count_not_recognised(params: dict[str, Any], tmp_path: Path)
     message = run_expecting_error(params, tmp_path)
     assert "sentinel2" in message and "1 band(s)" in message
     assert "declare the bands" in message  # what to do
+    assert message.endswith("(here: the raster is SENTINEL2, its band order S2_BANDS)")
 
 
 def test_extent_outside_inputs(params: dict[str, Any], tmp_path: Path) -> None:
@@ -122,3 +123,13 @@ def test_unwritable_output_path(params: dict[str, Any], tmp_path: Path) -> None:
     message = run_expecting_error(params, tmp_path)
     assert "does not exist or is not writable" in message and "choose an output file" in message
     assert blocker.read_text().startswith("a file")
+
+
+def test_cuda_requested_without_cuda(params: dict[str, Any], tmp_path: Path) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    params["PROVIDER"] = 2
+    message = run_expecting_error(params, tmp_path)
+    assert "no CUDA execution provider" in message and "onnxruntime-gpu" in message

@@ -108,3 +108,18 @@ def test_loaded_layer_is_styled_and_named(smqgis_provider: object, model_path: P
     assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
     assert (renderer.band(), renderer.classificationMin(), renderer.classificationMax()) == (1, 0.0, 0.5)
     assert renderer.legendSymbologyItems()[0][0].startswith("0.00 m3/m3")
+
+
+def test_angle_constant_is_ignored_when_s1_has_an_angle_band(
+    sample_run: dict[str, Any], model_path: Path, tmp_path: Path
+) -> None:
+    """The sample's S1 raster has an angle band: S1_ANGLE_DEG is ignored (logged) and changes nothing."""
+    import processing
+
+    params = {**sample_run["params"], "OUTPUT": str(tmp_path / "sm_angle.tif"), "S1_ANGLE_DEG": 30.0}
+    feedback = LogFeedback()
+    processing.run(ALG_ID, params, feedback=feedback)
+    assert "S1_ANGLE_DEG is ignored: the Sentinel-1 raster has an angle band." in feedback.infos
+    assert not any("no incidence-angle band" in w for w in feedback.warnings)
+    with rasterio.open(params["OUTPUT"]) as got, rasterio.open(sample_run["path"]) as ref:
+        np.testing.assert_array_equal(got.read(), ref.read())

@@ -213,3 +213,21 @@ def test_manifest_and_output_grid(scene_dir: Path) -> None:
     with rasterio.open(scene_dir / "truth_sm_320m.tif") as ds:
         assert (ds.width, ds.height) == (16, 16)
         assert list(ds.transform)[:6] == grid["transform"]
+
+
+def test_demo_model_says_it_is_simulated() -> None:
+    path = REPO / "resources" / "models" / "demo_fusion_simulated.onnx"
+    if not path.exists():
+        pytest.skip("demo model not built yet (python -m training.simulate.make_resources)")
+    onnx = pytest.importorskip("onnx")
+    from smqgis.core import schema
+
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = schema.from_metadata_props({p.key: p.value for p in proto.metadata_props})
+    assert meta["trained_on"]["kind"] == "simulated"
+    assert meta["label"] == schema.SIMULATED_LABEL
+    assert meta["variant"] == "full"
+    assert {"ubrmse", "rmse", "r"} <= set(meta["metrics"]["test"])
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["label"] == schema.SIMULATED_LABEL and "sample_scene" in sidecar

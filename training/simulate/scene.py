@@ -128,7 +128,7 @@ def _warp_from_map(
     rows, cols = dst_shape
     corners_x = [0, cols, 0, cols]
     corners_y = [0, 0, rows, rows]
-    cx, cy = zip(*(dst_transform * (c, r) for c, r in zip(corners_x, corners_y)))
+    cx, cy = zip(*(dst_transform @ (c, r) for c, r in zip(corners_x, corners_y)))
     tr = Transformer.from_crs(dst_crs, world.config.crs, always_xy=True)
     t = np.linspace(0.0, 1.0, 17)
     ex = np.concatenate([cx[0] + (cx[1] - cx[0]) * t, cx[2] + (cx[3] - cx[2]) * t, np.full_like(t, cx[0]), np.full_like(t, cx[1])])

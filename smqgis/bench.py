@@ -1,0 +1,373 @@
+"""``python -m smqgis.bench``: fast (fully-convolutional) vs exact (window per pixel) mapping, measured.
+
+Issue 5's benchmark. For each model (``small``: the CPU-sized config; ``paper``: Xception-65 /
+Xception-41 at full width, random weights) and each area (5, 10, 20, 40 km squares) it
+synthesises local GeoTIFF inputs (each source in its usual CRS and resolution), maps them
+end to end with :func:`smqgis.core.pipeline.estimate_sm_320m` in fast mode, and times exact
+mode on a sample of windows (exact mode at 20-40 km takes hours with the paper model: its
+time is the sampled time per output pixel times the area's pixels - extrapolated, and the
+report says so). Each case runs in its own process so its peak RSS is its own. FLOPs come
+from the ONNX graph with shape inference (convolutions and matrix products); the
+onnxruntime peak is a 2048^3 MatMul measured in the same run with the same threads.
+Writes ``bench.json`` and ``bench.md`` to ``--out`` (default build/bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("smqgis.bench")
+
+ROOT = Path(__file__).resolve().parents[1]
+UTM = "EPSG:32614"
+ORIGIN = (600000.0, 3900000.0)  # SW corner of every synthetic area (m, UTM 14N)
+MODELS = {
+    "small": ROOT / "build" / "models" / "smqgis_small_full_random.onnx",
+    "paper": ROOT / "build" / "models" / "smqgis_paper_full_random.onnx",
+}
+EXACT_SAMPLE_PX = 6  # exact mode is timed on a 6 x 6 block of output pixels (36 windows)
+
+
+# --- models -------------------------------------------------------------------------------------
+
+def ensure_model(name: str) -> Path:
+    """The model file of config ``name``, exported with random weights by training/export.py if missing."""
+    path = MODELS[name]
+    if path.is_file():
+        return path
+    train_py = ROOT / ".venv-train" / "bin" / "python"
+    if not train_py.exists():
+        raise SystemExit(f"{path} is missing and there is no training environment to export it (make venv-train)")
+    log.info("exporting the %s model with random weights to %s", name, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(train_py), "-m", "training.export", "--random-init", "--config", name, "--variant", "full", "--seed",
+         "0", "--out", str(path), "--title", f"smqgis fusion model ({name} config, random init)", "--trained-on",
+         "random", "--trained-on-description", "untrained random weights - for benchmarks only"],
+        cwd=ROOT, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    return path
+
+
+def count_flops(model_path: Path, high_res_hw: tuple[int, int], n_windows: int = 1) -> float:
+    """Multiply-add FLOPs (x2) of one graph call, from the ONNX graph with shape inference.
+
+    ``high_res`` is [n_windows, H, W, C]; ``low_res`` and ``coarse`` get one row per output pixel.
+    Counts Conv, ConvTranspose-free graphs' MatMul and Gemm; element-wise ops are ignored.
+    """
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(model_path))
+    h, w = high_res_hw
+    p = n_windows * (h // 32 - 7) * (w // 32 - 7)
+    dims = {"high_res": [n_windows, h, w], "low_res": [p, 16, 16], "coarse": [p]}
+    for inp in model.graph.input:
+        shape = inp.type.tensor_type.shape
+        for d, v in zip(shape.dim, dims.get(inp.name, [])):
+            d.ClearField("dim_param")
+            d.dim_value = v
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    shapes: dict[str, list[int]] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    inits = {i.name: list(i.dims) for i in inferred.graph.initializer}
+    shapes.update(inits)
+    flops = 0.0
+    for node in inferred.graph.node:
+        if node.op_type == "Conv":
+            out = shapes.get(node.output[0])
+            wshape = shapes.get(node.input[1])
+            if out and wshape and all(out):
+                flops += 2.0 * float(np.prod(out)) * float(np.prod(wshape[1:]))
+        elif node.op_type in ("MatMul", "Gemm"):
+            a, b = shapes.get(node.input[0]), shapes.get(node.input[1])
+            out = shapes.get(node.output[0])
+            if a and b and out and all(out):
+                flops += 2.0 * float(np.prod(out)) * float(a[-1])
+    return flops
+
+
+def ort_peak_gflops(threads: int, n: int = 2048, repeats: int = 3) -> float:
+    """onnxruntime's MatMul throughput (GFLOP/s) on n x n x n, best of ``repeats``, same session options."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    b = numpy_helper.from_array(rng.standard_normal((n, n)).astype(np.float32), "b")
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])], [b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    sess.run(None, {"a": a})
+    best = min(_timed(lambda: sess.run(None, {"a": a})) for _ in range(repeats))
+    return 2.0 * n**3 / best / 1e9
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+def _field(shape: tuple[int, int], rng: np.random.Generator, lo: float, hi: float, cell: int) -> np.ndarray:
+    """A smooth-ish random field: coarse noise repeated to ``cell`` px blocks plus fine noise, in [lo, hi]."""
+    coarse = rng.uniform(0, 1, (shape[0] // cell + 2, shape[1] // cell + 2)).astype(np.float32)
+    f = np.repeat(np.repeat(coarse, cell, axis=0), cell, axis=1)[: shape[0], : shape[1]]
+    f = 0.8 * f + 0.2 * rng.uniform(0, 1, shape).astype(np.float32)
+    return (lo + (hi - lo) * f).astype(np.float32)
+
+
+def _write(path: Path, crs: str, transform: Any, shape: tuple[int, int], bands: list[tuple[str, float, float]],
+           dtype: str, rng: np.random.Generator, cell: int, nodata: float | None) -> None:
+    import rasterio
+
+    profile = {"driver": "GTiff", "width": shape[1], "height": shape[0], "count": len(bands), "dtype": dtype,
+               "crs": crs, "transform": transform, "nodata": nodata}
+    if min(shape) >= 512:
+        profile.update(tiled=True, blockxsize=512, blockysize=512)
+    with rasterio.open(path, "w", **profile) as ds:
+        for i, (name, lo, hi) in enumerate(bands, start=1):
+            ds.write(_field(shape, rng, lo, hi, cell).astype(dtype), i)
+            ds.set_band_description(i, name)
+        ds.update_tags(ACQUISITION_TIME="2020-06-01T12:00:00Z")
+
+
+def synthesise_inputs(folder: Path, area_km: float, seed: int = 0) -> dict[str, str]:
+    """GeoTIFF inputs covering an ``area_km`` square output area plus the 1280 m window reach.
+
+    Sentinel-1 (float32 dB) and Sentinel-2 (uint16 DN) in UTM 14N at 10 m, the DEM in lon/lat
+    at 1 arc-second (int16), SoilGrids in lon/lat at 0.0025 deg, SMAP and GLDAS in lon/lat.
+    """
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "inputs.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    rng = np.random.default_rng(seed)
+    side = area_km * 1000.0 + 2 * 1280.0
+    x0, y0 = ORIGIN[0] - 1280.0, ORIGIN[1] - 1280.0
+    bounds = (x0, y0, x0 + side, y0 + side)
+    n = int(round(side / 10.0))
+    t10 = Affine(10.0, 0, x0, 0, -10.0, y0 + side)
+    paths = {k: str(folder / f"{k}.tif") for k in ("sentinel1", "sentinel2", "dem", "soilgrids", "smap", "gldas")}
+    _write(Path(paths["sentinel1"]), UTM, t10, (n, n), [("VV", -20, -5), ("VH", -25, -12), ("angle", 30, 45)],
+           "float32", rng, 64, -9999.0)
+    _write(Path(paths["sentinel2"]), UTM, t10, (n, n), [(b, 300, 4000) for b in ("B4", "B3", "B2", "B8", "B11", "B12")],
+           "uint16", rng, 64, 0)
+    ll = transform_bounds(UTM, "EPSG:4326", *bounds)
+    pad = 0.01
+    for key, res, bands, dtype, cell, nodata in (
+        ("dem", 1 / 3600, [("elevation", 250, 450)], "int16", 32, -32768),
+        ("soilgrids", 0.0025, [("sand", 100, 600), ("silt", 100, 500), ("clay", 50, 400), ("bdod", 110, 160)],
+         "int16", 4, -32768),
+        ("smap", 0.09, [("ssm", 5, 40)], "float32", 1, -9999.0),
+        ("gldas", 0.25, [("SoilMoi0_10cm_inst", 10, 45)], "float32", 1, -9999.0),
+    ):
+        w = int(np.ceil((ll[2] - ll[0] + 2 * pad) / res)) + 1
+        h = int(np.ceil((ll[3] - ll[1] + 2 * pad) / res)) + 1
+        t = Affine(res, 0, ll[0] - pad, 0, -res, ll[3] + pad)
+        _write(Path(paths[key]), "EPSG:4326", t, (h, w), bands, dtype, rng, cell, nodata)
+    done.write_text(json.dumps(paths))
+    return paths
+
+
+# --- one case (own process) ---------------------------------------------------------------------------
+
+def run_case(model_path: str, inputs: dict[str, str], area_km: float, mode: str, out: Path,
+             tile_px: int | None) -> dict[str, Any]:
+    """Map the area (fast) or a sample block of it (exact); timings, FLOP rate and peak RSS."""
+    from .core.pipeline import LayerInput, estimate_sm_320m
+
+    layer_inputs = {k: LayerInput(p) for k, p in inputs.items()}
+    extent = (ORIGIN[0], ORIGIN[1], ORIGIN[0] + area_km * 1000.0, ORIGIN[1] + area_km * 1000.0)
+    n_area = int(round(area_km * 1000.0 / 320.0)) ** 2
+    if mode == "exact":
+        side = EXACT_SAMPLE_PX * 320.0
+        cx, cy = (extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2
+        extent = (cx - side / 2, cy - side / 2, cx + side / 2 - 1, cy + side / 2 - 1)
+    t0 = time.perf_counter()
+    res = estimate_sm_320m(model_path, layer_inputs, str(out), extent=extent, extent_crs=UTM, mode=mode,
+                           provider="cpu", tile_px=tile_px)
+    wall = time.perf_counter() - t0
+    n_px = res.width * res.height
+    if mode == "fast":
+        tile = int(_tags(res.output_path)["TILE_PX"])
+        flops = _fast_flops(model_path, res.width, res.height, tile)
+    else:
+        flops = count_flops(Path(model_path), (256, 256)) * n_px
+    return {
+        "mode": mode, "area_km": area_km, "output_px": n_px, "area_output_px": n_area,
+        "extrapolated": mode == "exact" and n_px < n_area,
+        "width": res.width, "height": res.height, "wall_s": wall, "seconds": res.seconds,
+        "gflop": flops / 1e9, "gflops_per_s": flops / 1e9 / max(res.seconds["inference"], 1e-9),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "valid_fraction": res.stats["valid_fraction"], "mean_sm": res.stats["mean"],
+    }
+
+
+def _tags(path: str) -> dict[str, str]:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return ds.tags()
+
+
+def _fast_flops(model_path: str, width: int, height: int, tile: int) -> float:
+    from .core.engine import plan_tiles
+    from .core.grid import ModelGrid, RoleGrid
+
+    grid = ModelGrid(UTM, 0.0, 0.0, width, height, 320.0, {"high_res": RoleGrid(10.0, 256, 32)})
+    cache: dict[tuple[int, int], float] = {}
+    total = 0.0
+    for _, _, nr, nc in plan_tiles(grid, tile):
+        key = (nr, nc)
+        if key not in cache:
+            cache[key] = count_flops(Path(model_path), (32 * (nr + 7), 32 * (nc + 7)))
+        total += cache[key]
+    return total
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+def summarise(cases: list[dict[str, Any]], peak: float, meta: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The JSON document and the markdown table of a benchmark run."""
+    rows = []
+    lines = [
+        f"# smqgis benchmark: fast vs exact mode ({meta['machine']})",
+        "",
+        f"onnxruntime {meta['onnxruntime']}, {meta['threads']} threads, CPU provider; "
+        f"onnxruntime peak (2048^3 MatMul, this run): {peak:.1f} GFLOP/s. Exact mode is timed on a "
+        f"{EXACT_SAMPLE_PX} x {EXACT_SAMPLE_PX} block of output pixels (read, warp, encode, inference, write) "
+        "and extrapolated to the area (marked *). 'fast s' is end to end from GeoTIFF inputs to the written "
+        "raster, model loading included; the ratio compares the engines' own wall times (loading excluded). "
+        "Areas are squares; output pixels 320 m.",
+        "",
+        "| model | area | px | fast s | fast km2/s | fast px/s | exact s | exact px/s | ratio | "
+        "fast split read/inf/write s | fast GFLOP/s (% peak) | fast RSS MiB | exact RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by = {(c["model"], c["area_km"], c["mode"]): c for c in cases}
+    for (model, area, mode), fast in sorted(by.items()):
+        if mode != "fast":
+            continue
+        exact = by.get((model, area, "exact"))
+        km2 = area * area
+        fast_pxs = fast["output_px"] / fast["wall_s"]
+        row = {"model": model, "area_km": area, "output_px": fast["output_px"], "fast_wall_s": fast["wall_s"],
+               "fast_km2_per_s": km2 / fast["wall_s"], "fast_px_per_s": fast_pxs,
+               "fast_seconds": fast["seconds"], "fast_gflops_per_s": fast["gflops_per_s"],
+               "fast_pct_of_peak": 100 * fast["gflops_per_s"] / peak, "fast_peak_rss_mib": fast["peak_rss_mib"]}
+        if exact:  # model loading excluded on both sides of the ratio: the engine's own wall time
+            exact_pxs = exact["output_px"] / exact["seconds"]["wall"]
+            row.update(exact_px_per_s=exact_pxs, exact_wall_s_area=fast["output_px"] / exact_pxs,
+                       exact_extrapolated=exact["extrapolated"],
+                       ratio=fast["output_px"] / fast["seconds"]["wall"] / exact_pxs,
+                       exact_gflops_per_s=exact["gflops_per_s"], exact_peak_rss_mib=exact["peak_rss_mib"])
+        rows.append(row)
+        s = fast["seconds"]
+        lines.append(
+            f"| {model} | {area:g} km | {fast['output_px']} | {fast['wall_s']:.1f} | {row['fast_km2_per_s']:.2f} | "
+            f"{fast_pxs:.0f} | "
+            + (f"{row['exact_wall_s_area']:.0f}{'*' if row['exact_extrapolated'] else ''} | {exact_pxs:.1f} | "
+               f"{row['ratio']:.1f}x | " if exact else "- | - | - | ")
+            + f"{s['read_warp_encode']:.1f}/{s['inference']:.1f}/{s['write']:.2f} | "
+            f"{fast['gflops_per_s']:.0f} ({row['fast_pct_of_peak']:.0f} %) | {fast['peak_rss_mib']:.0f} | "
+            + (f"{exact['peak_rss_mib']:.0f} |" if exact else "- |")
+        )
+    for model in sorted({r["model"] for r in rows}):
+        mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["area_km"])
+        if len(mine) >= 2:
+            a, b = mine[-2], mine[-1]
+            per_px = b["fast_wall_s"] / b["output_px"]
+            lines += [
+                "",
+                f"{model}: {a['area_km']:g} -> {b['area_km']:g} km ({b['output_px'] / a['output_px']:.1f}x pixels): "
+                f"fast time x{b['fast_wall_s'] / a['fast_wall_s']:.2f}, peak RSS x"
+                f"{b['fast_peak_rss_mib'] / a['fast_peak_rss_mib']:.2f}; 100 x 100 km extrapolated from "
+                f"{b['area_km']:g} km: {per_px * (100000 / 320) ** 2 / 60:.1f} min end to end (fast).",
+            ]
+    doc = {"meta": meta, "ort_peak_gflops": peak, "rows": rows, "cases": cases}
+    return doc, "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or, with ``--case``, one case in this process)."""
+    parser = argparse.ArgumentParser(description="Benchmark fast vs exact mode of smqgis.")
+    parser.add_argument("--areas", default="5,10,20,40", help="square sides in km, comma separated")
+    parser.add_argument("--models", default="small,paper", help="model configs, comma separated")
+    parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
+    parser.add_argument("--tile-px", type=int, default=None, help="fast-mode tile (output px); default auto")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # JSON of one case, run in this process
+    parser.add_argument("--report-only", action="store_true", help="rewrite bench.md from --out/bench.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    out = Path(args.out)
+    if args.case:
+        c = json.loads(args.case)
+        result = run_case(c["model_path"], c["inputs"], c["area_km"], c["mode"], Path(c["output"]), c["tile_px"])
+        sys.stdout.write("BENCH_RESULT " + json.dumps(result) + "\n")
+        return 0
+    if args.report_only:
+        old = json.loads((out / "bench.json").read_text())
+        _, md = summarise(old["cases"], old["ort_peak_gflops"], old["meta"])
+        (out / "bench.md").write_text(md)
+        sys.stdout.write(md)
+        return 0
+    import onnxruntime as ort
+
+    threads = os.cpu_count() or 1
+    peak = ort_peak_gflops(threads)
+    log.info("onnxruntime peak (MatMul 2048^3): %.1f GFLOP/s", peak)
+    cases = []
+    for model in args.models.split(","):
+        model_path = ensure_model(model)
+        for area in (float(a) for a in args.areas.split(",")):
+            inputs = synthesise_inputs(out / "inputs" / f"{area:g}km", area)
+            for mode in ("fast", "exact"):
+                case = {"model_path": str(model_path), "inputs": inputs, "area_km": area, "mode": mode,
+                        "output": str(out / f"{model}_{area:g}km_{mode}.tif"), "tile_px": args.tile_px}
+                log.info("%s model, %g km, %s mode ...", model, area, mode)
+                proc = subprocess.run([sys.executable, "-m", "smqgis.bench", "--case", json.dumps(case)],
+                                      cwd=ROOT, capture_output=True, text=True)
+                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+                if proc.returncode != 0 or line is None:
+                    log.error("case failed:\n%s", proc.stderr[-3000:])
+                    continue
+                result = {"model": model, **json.loads(line[len("BENCH_RESULT "):])}
+                log.info("  %.1f s wall, %.0f MiB peak RSS", result["wall_s"], result["peak_rss_mib"])
+                cases.append(result)
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "onnxruntime": ort.__version__,
+            "threads": threads, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    doc, md = summarise(cases, peak, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(doc, indent=2))
+    (out / "bench.md").write_text(md)
+    sys.stdout.write(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
