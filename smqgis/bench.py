@@ -8,8 +8,11 @@ mode on a sample of windows (exact mode at 20-40 km takes hours with the paper m
 time is the sampled time per output pixel times the area's pixels - extrapolated, and the
 report says so). Each case runs in its own process so its peak RSS is its own. FLOPs come
 from the ONNX graph with shape inference (convolutions and matrix products); the
-onnxruntime peak is a 2048^3 MatMul measured in the same run with the same threads.
-Writes ``bench.json`` and ``bench.md`` to ``--out`` (default build/bench).
+onnxruntime peak is a 2048^3 MatMul measured in each case's process right before its run,
+with the same threads, so "% of peak" compares numbers taken minutes apart at most on a
+shared machine. With the demo model present it also reports the mean |fast - exact| on the
+sample scene. Writes ``bench.json`` and ``bench.md`` to ``--out`` (default build/bench).
+Quick run: ``python -m smqgis.bench --areas 5,10 --models small``.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ def count_flops(model_path: Path, high_res_hw: tuple[int, int], n_windows: int =
 def ort_peak_gflops(threads: int, n: int = 2048, repeats: int = 3) -> float:
     """onnxruntime's MatMul throughput (GFLOP/s) on n x n x n, best of ``repeats``, same session options."""
     import onnxruntime as ort
+
+    from .core.model import session_options
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -112,10 +117,7 @@ def ort_peak_gflops(threads: int, n: int = 2048, repeats: int = 3) -> float:
                               [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])], [b])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
     a = rng.standard_normal((n, n)).astype(np.float32)
     sess.run(None, {"a": a})
     best = min(_timed(lambda: sess.run(None, {"a": a})) for _ in range(repeats))
@@ -197,10 +199,17 @@ def synthesise_inputs(folder: Path, area_km: float, seed: int = 0) -> dict[str, 
 # --- one case (own process) ---------------------------------------------------------------------------
 
 def run_case(model_path: str, inputs: dict[str, str], area_km: float, mode: str, out: Path,
-             tile_px: int | None) -> dict[str, Any]:
-    """Map the area (fast) or a sample block of it (exact); timings, FLOP rate and peak RSS."""
+             tile_px: int | None, memory_budget_mib: float | None) -> dict[str, Any]:
+    """Map the area (fast) or a sample block of it (exact); timings, peak RSS and the onnxruntime peak.
+
+    The onnxruntime peak is measured in this process right before the run; the peak RSS is
+    taken right after it (FLOPs are counted by the parent, not here).
+    """
+    from .core.model import physical_cores
     from .core.pipeline import LayerInput, estimate_sm_320m
 
+    threads = physical_cores()
+    peak = ort_peak_gflops(threads)
     layer_inputs = {k: LayerInput(p) for k, p in inputs.items()}
     extent = (ORIGIN[0], ORIGIN[1], ORIGIN[0] + area_km * 1000.0, ORIGIN[1] + area_km * 1000.0)
     n_area = int(round(area_km * 1000.0 / 320.0)) ** 2
@@ -210,22 +219,41 @@ def run_case(model_path: str, inputs: dict[str, str], area_km: float, mode: str,
         extent = (cx - side / 2, cy - side / 2, cx + side / 2 - 1, cy + side / 2 - 1)
     t0 = time.perf_counter()
     res = estimate_sm_320m(model_path, layer_inputs, str(out), extent=extent, extent_crs=UTM, mode=mode,
-                           provider="cpu", tile_px=tile_px)
+                           provider="cpu", tile_px=tile_px, memory_budget_mib=memory_budget_mib)
     wall = time.perf_counter() - t0
-    n_px = res.width * res.height
-    if mode == "fast":
-        tile = int(_tags(res.output_path)["TILE_PX"])
-        flops = _fast_flops(model_path, res.width, res.height, tile)
-    else:
-        flops = count_flops(Path(model_path), (256, 256)) * n_px
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
-        "mode": mode, "area_km": area_km, "output_px": n_px, "area_output_px": n_area,
-        "extrapolated": mode == "exact" and n_px < n_area,
-        "width": res.width, "height": res.height, "wall_s": wall, "seconds": res.seconds,
-        "gflop": flops / 1e9, "gflops_per_s": flops / 1e9 / max(res.seconds["inference"], 1e-9),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "valid_fraction": res.stats["valid_fraction"], "mean_sm": res.stats["mean"],
+        "mode": mode, "area_km": area_km, "output_px": res.width * res.height, "area_output_px": n_area,
+        "extrapolated": mode == "exact" and res.width * res.height < n_area,
+        "width": res.width, "height": res.height, "tile_px": int(_tags(res.output_path)["TILE_PX"]),
+        "wall_s": wall, "seconds": res.seconds, "threads": threads, "ort_peak_gflops": peak,
+        "peak_rss_mib": rss, "valid_fraction": res.stats["valid_fraction"], "mean_sm": res.stats["mean"],
     }
+
+
+def add_flops(case: dict[str, Any], model_path: Path) -> None:
+    """Add the case's graph FLOPs (GFLOP) and its inference rate (GFLOP/s, % of its onnxruntime peak)."""
+    if case["mode"] == "fast":
+        flops = _fast_flops(str(model_path), case["width"], case["height"], case["tile_px"])
+    else:
+        flops = count_flops(model_path, (256, 256)) * case["output_px"]
+    rate = flops / 1e9 / max(case["seconds"]["inference"], 1e-9)
+    case.update(gflop=flops / 1e9, gflops_per_s=rate, pct_of_peak=100.0 * rate / case["ort_peak_gflops"])
+
+
+def fast_exact_agreement(model_path: Path) -> dict[str, Any] | None:
+    """Mean and max |fast - exact| (m3/m3) on the bundled sample scene, or None without the demo model."""
+    from .core.pipeline import estimate_sm_arrays
+    from .demo import SAMPLE, sample_inputs
+
+    if not model_path.is_file() or not (SAMPLE / "manifest.json").is_file():
+        return None
+    fast, _, _ = estimate_sm_arrays(str(model_path), sample_inputs(), mode="fast", provider="cpu")
+    exact, _, _ = estimate_sm_arrays(str(model_path), sample_inputs(), mode="exact", provider="cpu")
+    both = (fast != -9999.0) & (exact != -9999.0)
+    diff = np.abs(fast[both] - exact[both]).astype(np.float64)
+    return {"model": model_path.name, "n_pixels": int(both.sum()), "mean_abs_diff": float(diff.mean()),
+            "max_abs_diff": float(diff.max()), "map_std": float(exact[both].std())}
 
 
 def _tags(path: str) -> dict[str, str]:
@@ -252,22 +280,27 @@ def _fast_flops(model_path: str, width: int, height: int, tile: int) -> float:
 
 # --- report ---------------------------------------------------------------------------------------
 
-def summarise(cases: list[dict[str, Any]], peak: float, meta: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The JSON document and the markdown table of a benchmark run."""
+def summarise(cases: list[dict[str, Any]], meta: dict[str, Any],
+              agreement: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """The JSON document and the markdown report of a benchmark run."""
     rows = []
     lines = [
         f"# smqgis benchmark: fast vs exact mode ({meta['machine']})",
         "",
-        f"onnxruntime {meta['onnxruntime']}, {meta['threads']} threads, CPU provider; "
-        f"onnxruntime peak (2048^3 MatMul, this run): {peak:.1f} GFLOP/s. Exact mode is timed on a "
-        f"{EXACT_SAMPLE_PX} x {EXACT_SAMPLE_PX} block of output pixels (read, warp, encode, inference, write) "
-        "and extrapolated to the area (marked *). 'fast s' is end to end from GeoTIFF inputs to the written "
-        "raster, model loading included; the ratio compares the engines' own wall times (loading excluded). "
-        "Areas are squares; output pixels 320 m.",
+        f"onnxruntime {meta['onnxruntime']}, CPU provider, {meta['threads']} intra-op threads; created "
+        f"{meta['created']}. Command: `{meta['command']}`.",
         "",
-        "| model | area | px | fast s | fast km2/s | fast px/s | exact s | exact px/s | ratio | "
-        "fast split read/inf/write s | fast GFLOP/s (% peak) | fast RSS MiB | exact RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "- **fast s**: end to end from the GeoTIFF inputs to the written raster, model loading included.",
+        f"- **exact**: timed on a {EXACT_SAMPLE_PX} x {EXACT_SAMPLE_PX} block of output pixels (read, warp, "
+        "encode, inference, write) and **extrapolated** to the area (marked *): exact mode over 20-40 km takes "
+        "hours. The ratio compares the engines' own wall times (loading excluded on both sides).",
+        "- **% peak**: fast-mode inference GFLOP/s (FLOPs counted from the ONNX graph with shape inference) "
+        "over onnxruntime's 2048^3 MatMul rate measured in the same process right before the run.",
+        "- **RSS**: peak resident memory of the case's own process.",
+        "",
+        "| model | area | px | tile (block) | fast s | fast km2/s | fast px/s | exact s | exact px/s | ratio | "
+        "fast read/inf/write/wait s | fast GFLOP/s | ort peak GFLOP/s | % peak | fast RSS MiB | exact RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(c["model"], c["area_km"], c["mode"]): c for c in cases}
     for (model, area, mode), fast in sorted(by.items()):
@@ -276,40 +309,52 @@ def summarise(cases: list[dict[str, Any]], peak: float, meta: dict[str, Any]) ->
         exact = by.get((model, area, "exact"))
         km2 = area * area
         fast_pxs = fast["output_px"] / fast["wall_s"]
-        row = {"model": model, "area_km": area, "output_px": fast["output_px"], "fast_wall_s": fast["wall_s"],
-               "fast_km2_per_s": km2 / fast["wall_s"], "fast_px_per_s": fast_pxs,
+        row = {"model": model, "area_km": area, "output_px": fast["output_px"], "tile_px": fast["tile_px"],
+               "fast_wall_s": fast["wall_s"], "fast_km2_per_s": km2 / fast["wall_s"], "fast_px_per_s": fast_pxs,
                "fast_seconds": fast["seconds"], "fast_gflops_per_s": fast["gflops_per_s"],
-               "fast_pct_of_peak": 100 * fast["gflops_per_s"] / peak, "fast_peak_rss_mib": fast["peak_rss_mib"]}
-        if exact:  # model loading excluded on both sides of the ratio: the engine's own wall time
+               "ort_peak_gflops": fast["ort_peak_gflops"], "fast_pct_of_peak": fast["pct_of_peak"],
+               "fast_peak_rss_mib": fast["peak_rss_mib"]}
+        if exact:
             exact_pxs = exact["output_px"] / exact["seconds"]["wall"]
             row.update(exact_px_per_s=exact_pxs, exact_wall_s_area=fast["output_px"] / exact_pxs,
                        exact_extrapolated=exact["extrapolated"],
                        ratio=fast["output_px"] / fast["seconds"]["wall"] / exact_pxs,
-                       exact_gflops_per_s=exact["gflops_per_s"], exact_peak_rss_mib=exact["peak_rss_mib"])
+                       exact_gflops_per_s=exact["gflops_per_s"], exact_pct_of_peak=exact["pct_of_peak"],
+                       exact_peak_rss_mib=exact["peak_rss_mib"])
         rows.append(row)
         s = fast["seconds"]
+        block = 32 * (fast["tile_px"] + 7)
         lines.append(
-            f"| {model} | {area:g} km | {fast['output_px']} | {fast['wall_s']:.1f} | {row['fast_km2_per_s']:.2f} | "
-            f"{fast_pxs:.0f} | "
-            + (f"{row['exact_wall_s_area']:.0f}{'*' if row['exact_extrapolated'] else ''} | {exact_pxs:.1f} | "
+            f"| {model} | {area:g} km | {fast['output_px']} | {fast['tile_px']} ({block}) | {fast['wall_s']:.1f} | "
+            f"{row['fast_km2_per_s']:.2f} | {fast_pxs:.0f} | "
+            + (f"{row['exact_wall_s_area']:.0f}{'*' if row['exact_extrapolated'] else ''} | {exact_pxs:.2f} | "
                f"{row['ratio']:.1f}x | " if exact else "- | - | - | ")
-            + f"{s['read_warp_encode']:.1f}/{s['inference']:.1f}/{s['write']:.2f} | "
-            f"{fast['gflops_per_s']:.0f} ({row['fast_pct_of_peak']:.0f} %) | {fast['peak_rss_mib']:.0f} | "
-            + (f"{exact['peak_rss_mib']:.0f} |" if exact else "- |")
+            + f"{s['read_warp_encode']:.1f}/{s['inference']:.1f}/{s['write']:.2f}/{s['wait_for_input']:.1f} | "
+            f"{fast['gflops_per_s']:.0f} | {fast['ort_peak_gflops']:.0f} | {fast['pct_of_peak']:.0f} % | "
+            f"{fast['peak_rss_mib']:.0f} | " + (f"{exact['peak_rss_mib']:.0f} |" if exact else "- |")
         )
+    lines += ["", "## Growth with area and the 100 x 100 km extrapolation", ""]
     for model in sorted({r["model"] for r in rows}):
         mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["area_km"])
-        if len(mine) >= 2:
-            a, b = mine[-2], mine[-1]
-            per_px = b["fast_wall_s"] / b["output_px"]
-            lines += [
-                "",
-                f"{model}: {a['area_km']:g} -> {b['area_km']:g} km ({b['output_px'] / a['output_px']:.1f}x pixels): "
-                f"fast time x{b['fast_wall_s'] / a['fast_wall_s']:.2f}, peak RSS x"
-                f"{b['fast_peak_rss_mib'] / a['fast_peak_rss_mib']:.2f}; 100 x 100 km extrapolated from "
-                f"{b['area_km']:g} km: {per_px * (100000 / 320) ** 2 / 60:.1f} min end to end (fast).",
-            ]
-    doc = {"meta": meta, "ort_peak_gflops": peak, "rows": rows, "cases": cases}
+        steps = [f"{a['area_km']:g} -> {b['area_km']:g} km: time x{b['fast_wall_s'] / a['fast_wall_s']:.2f}, "
+                 f"RSS x{b['fast_peak_rss_mib'] / a['fast_peak_rss_mib']:.2f}" for a, b in zip(mine, mine[1:])]
+        big = mine[-1]
+        per_px = big["fast_wall_s"] / big["output_px"]
+        minutes = per_px * (100000 / 320) ** 2 / 60
+        for r in rows:
+            if r is big:
+                r["extrapolated_100km_min"] = minutes
+        lines.append(f"- {model}: " + ("; ".join(steps) + ". " if steps else "")
+                     + f"**100 x 100 km, extrapolated** (not measured) from the {big['area_km']:g} km run's "
+                     f"end-to-end time per output pixel: {minutes:.1f} min (fast).")
+    lines += ["", "## Fast vs exact on the sample scene", ""]
+    if agreement is None:
+        lines.append("The demo model (resources/models/demo_fusion_simulated.onnx) is not present: not measured.")
+    else:
+        lines.append(f"{agreement['model']} on resources/sample ({agreement['n_pixels']} px): mean |fast - exact| "
+                     f"= {agreement['mean_abs_diff']:.5f} m3/m3, max {agreement['max_abs_diff']:.5f} m3/m3 "
+                     f"(map std {agreement['map_std']:.4f} m3/m3).")
+    doc = {"meta": meta, "rows": rows, "cases": cases, "fast_exact_sample": agreement}
     return doc, "\n".join(lines) + "\n"
 
 
@@ -320,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="small,paper", help="model configs, comma separated")
     parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--tile-px", type=int, default=None, help="fast-mode tile (output px); default auto")
+    parser.add_argument("--memory-budget-mib", type=float, default=None,
+                        help="memory budget of the automatic tile size (MiB); default the engine's (3 GiB)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # JSON of one case, run in this process
     parser.add_argument("--report-only", action="store_true", help="rewrite bench.md from --out/bench.json")
     args = parser.parse_args(argv)
@@ -327,20 +374,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if args.case:
         c = json.loads(args.case)
-        result = run_case(c["model_path"], c["inputs"], c["area_km"], c["mode"], Path(c["output"]), c["tile_px"])
+        result = run_case(c["model_path"], c["inputs"], c["area_km"], c["mode"], Path(c["output"]), c["tile_px"],
+                          c["memory_budget_mib"])
         sys.stdout.write("BENCH_RESULT " + json.dumps(result) + "\n")
         return 0
     if args.report_only:
         old = json.loads((out / "bench.json").read_text())
-        _, md = summarise(old["cases"], old["ort_peak_gflops"], old["meta"])
+        _, md = summarise(old["cases"], old["meta"], old.get("fast_exact_sample"))
         (out / "bench.md").write_text(md)
         sys.stdout.write(md)
         return 0
     import onnxruntime as ort
 
-    threads = os.cpu_count() or 1
-    peak = ort_peak_gflops(threads)
-    log.info("onnxruntime peak (MatMul 2048^3): %.1f GFLOP/s", peak)
+    from .core.model import physical_cores
+    from .demo import DEMO_MODEL
+
     cases = []
     for model in args.models.split(","):
         model_path = ensure_model(model)
@@ -348,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             inputs = synthesise_inputs(out / "inputs" / f"{area:g}km", area)
             for mode in ("fast", "exact"):
                 case = {"model_path": str(model_path), "inputs": inputs, "area_km": area, "mode": mode,
-                        "output": str(out / f"{model}_{area:g}km_{mode}.tif"), "tile_px": args.tile_px}
+                        "output": str(out / f"{model}_{area:g}km_{mode}.tif"), "tile_px": args.tile_px,
+                        "memory_budget_mib": args.memory_budget_mib}
                 log.info("%s model, %g km, %s mode ...", model, area, mode)
                 proc = subprocess.run([sys.executable, "-m", "smqgis.bench", "--case", json.dumps(case)],
                                       cwd=ROOT, capture_output=True, text=True)
@@ -357,11 +406,17 @@ def main(argv: list[str] | None = None) -> int:
                     log.error("case failed:\n%s", proc.stderr[-3000:])
                     continue
                 result = {"model": model, **json.loads(line[len("BENCH_RESULT "):])}
-                log.info("  %.1f s wall, %.0f MiB peak RSS", result["wall_s"], result["peak_rss_mib"])
+                add_flops(result, model_path)
+                log.info("  %.1f s wall, %.0f MiB peak RSS, %.0f GFLOP/s (%.0f %% of %.0f)", result["wall_s"],
+                         result["peak_rss_mib"], result["gflops_per_s"], result["pct_of_peak"],
+                         result["ort_peak_gflops"])
                 cases.append(result)
-    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "onnxruntime": ort.__version__,
-            "threads": threads, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    doc, md = summarise(cases, peak, meta)
+    agreement = fast_exact_agreement(DEMO_MODEL)
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs", "onnxruntime": ort.__version__,
+            "threads": physical_cores(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": "python -m smqgis.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "load_average_at_end": os.getloadavg()}
+    doc, md = summarise(cases, meta, agreement)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(doc, indent=2))
     (out / "bench.md").write_text(md)

@@ -241,10 +241,22 @@ class Trainer:
 
 
 def validation_metrics(predictions: np.ndarray, labels: np.ndarray, sensor_ids: np.ndarray) -> dict[str, Any]:
-    """Per-sensor ubRMSE / RMSE / Pearson R / bias averaged over sensors with >= 13 points (paper 000 §3c)."""
+    """Per-sensor ubRMSE / RMSE / Pearson R / bias averaged over sensors with >= 13 points (paper 000 §3c).
+
+    The ``smqgis.core.metrics.sensor_metrics`` result (``per_sensor``, ``average``, ...).
+    """
     from smqgis.core import metrics
 
-    return metrics.sensor_averaged_metrics(predictions, labels, sensor_ids)
+    return metrics.sensor_metrics(predictions, labels, sensor_ids)
+
+
+def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The sensor-averaged part of a metrics result, NaN as None (strict JSON for the ONNX metadata)."""
+    summary = {k: v for k, v in result.items() if k != "per_sensor"}
+    summary["average"] = {
+        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.get("average", {}).items()
+    }
+    return summary
 
 
 def write_run(model_dir: Path, cfg: ModelConfig, variant: str, flags: dict[str, Any]) -> None:
@@ -254,11 +266,11 @@ def write_run(model_dir: Path, cfg: ModelConfig, variant: str, flags: dict[str, 
 
 
 def read_run(model_dir: str | os.PathLike) -> tuple[ModelConfig, str, dict[str, Any]]:
-    """(config, variant, final validation metrics or {}) of a model directory."""
+    """(config, variant, sensor-averaged final validation metrics or {}) of a model directory."""
     model_dir = Path(model_dir)
     run = json.loads((model_dir / RUN_FILE).read_text())
     metrics_path = model_dir / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics = metrics_summary(json.loads(metrics_path.read_text())) if metrics_path.exists() else {}
     return config_from_dict(run["config"]), run["variant"], metrics
 
 
@@ -328,10 +340,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (model_dir / METRICS_FILE).write_text(json.dumps(result, indent=2, default=float))
         writer = tf.summary.create_file_writer(str(model_dir / "logs" / "val"))
         with writer.as_default():
-            for key, value in result.items():
-                if isinstance(value, (int, float)):
-                    scalar_summary(f"val/{key}", value, trainer.step)
-        log.info("validation: %s", result)
+            for key, value in result["average"].items():
+                scalar_summary(f"val/{key}", float(value), trainer.step)
+        log.info("validation (sensor average): %s", result["average"])
     return result
 
 

@@ -34,9 +34,19 @@ from .io import NODATA, TileInputs, TileReader
 log = logging.getLogger(__name__)
 
 MODES = ("fast", "exact")
-#: Largest high-res block side (px) of an automatic fast-mode tile, per provider family:
-#: keeps onnxruntime's activations of the paper-size encoder near 2.5 GiB on the CPU.
-AUTO_BLOCK_PX = {"cpu": 1536, "cuda": 4096}
+#: Default peak-memory budget of a fast-mode run on the CPU (MiB): automatic tiles are as large as fits.
+DEFAULT_MEMORY_BUDGET_MIB = 3072
+#: Memory of a run besides the model and its activations (MiB): interpreter and libraries (~150),
+#: the GDAL block cache (``io.GDAL_CACHE_MIB``), the output statistics.
+BASE_MIB = 450
+#: Resident memory per byte of ONNX file (onnxruntime keeps the weights and their pre-packed copies).
+WEIGHT_RSS_FACTOR = 2.3
+#: Peak memory per high-res block pixel (bytes): the paper-size (Xception-65) encoder's live activations
+#: with the arena off (``model.session_options``; measured 364-389 B/px at 1536-2048 px blocks), plus
+#: the tile being run and the one being read (10 bands float32). Conservative for smaller models.
+BYTES_PER_BLOCK_PX = 420
+#: Largest high-res block side (px) of an automatic fast-mode tile on a GPU (its memory is not budgeted here).
+CUDA_BLOCK_PX = 4096
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -95,16 +105,55 @@ class EngineStats:
         }
 
 
-def auto_tile_px(grid: ModelGrid, provider: str) -> int:
-    """Fast-mode tile side (output pixels) for ``provider`` (an onnxruntime provider name)."""
+def max_block_px(model_bytes: int, memory_budget_mib: float = DEFAULT_MEMORY_BUDGET_MIB) -> int:
+    """Largest high-res block side (px) whose run fits ``memory_budget_mib`` on the CPU.
+
+    Parameters
+    ----------
+    model_bytes : int
+        Size of the ONNX file (bytes).
+    memory_budget_mib : float
+        Peak resident memory allowed for the run (MiB).
+    """
+    free_mib = memory_budget_mib - BASE_MIB - WEIGHT_RSS_FACTOR * model_bytes / 2**20
+    return int(math.sqrt(max(free_mib, 0.0) * 2**20 / BYTES_PER_BLOCK_PX))
+
+
+def auto_tile_px(grid: ModelGrid, provider: str, model_bytes: int = 0,
+                 memory_budget_mib: float = DEFAULT_MEMORY_BUDGET_MIB) -> int:
+    """Fast-mode tile side (output pixels): the fewest, most even tiles whose blocks fit the memory budget.
+
+    A tile of ``n`` output pixels a side computes a ``32 (n + 7)`` px block, so the encoder's
+    work per output pixel falls as ``((n + 7) / n)^2``: tiles are as large as the budget
+    allows, then evened out (125 px as 3 x 42 rather than 2 x 57 + 11: a small tile costs
+    more per pixel).
+
+    Parameters
+    ----------
+    grid : ModelGrid
+        The output grid.
+    provider : str
+        onnxruntime provider name; on CUDA the block is capped at ``CUDA_BLOCK_PX``.
+    model_bytes : int
+        Size of the ONNX file (bytes).
+    memory_budget_mib : float
+        Peak resident memory allowed for the run (MiB, CPU).
+
+    Returns
+    -------
+    int
+        Tile side in output pixels (at least 1).
+    """
     hr = grid.roles.get("high_res")
     if hr is None:
         return 256
-    limit = AUTO_BLOCK_PX["cuda" if "CUDA" in provider else "cpu"]
+    limit = CUDA_BLOCK_PX if "CUDA" in provider else max_block_px(model_bytes, memory_budget_mib)
     largest = max(1, (limit - hr.window_px) // hr.step_px + 1)
-    # balance the tiles: 125 px as 4 x 32 rather than 3 x 41 + 2 (a 2 px tile costs 4.5 x its share)
     side = max(grid.width, grid.height)
-    return math.ceil(side / math.ceil(side / largest))
+    tile = math.ceil(side / math.ceil(side / largest))
+    log.info("fast-mode tiles of %d output px (%d px high-res blocks; largest fitting %.0f MiB: %d px)", tile,
+             hr.block_shape(tile, tile)[0], memory_budget_mib, limit)
+    return tile
 
 
 def plan_tiles(grid: ModelGrid, tile_px: int) -> list[tuple[int, int, int, int]]:

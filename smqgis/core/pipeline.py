@@ -223,10 +223,13 @@ def provenance_tags(run: PreparedRun, mode: str, tile_px: int) -> dict[str, str]
     return tags
 
 
-def _tile_px(run: PreparedRun, tile_px: int | None) -> int:
-    from .engine import auto_tile_px
+def _tile_px(run: PreparedRun, tile_px: int | None, memory_budget_mib: float | None) -> int:
+    from .engine import DEFAULT_MEMORY_BUDGET_MIB, auto_tile_px
 
-    return int(tile_px) if tile_px else auto_tile_px(run.grid, run.model.provider)
+    if tile_px:
+        return int(tile_px)
+    return auto_tile_px(run.grid, run.model.provider, os.path.getsize(run.model.path),
+                        memory_budget_mib or DEFAULT_MEMORY_BUDGET_MIB)
 
 
 def estimate_sm_320m(
@@ -243,6 +246,7 @@ def estimate_sm_320m(
     batch_size: int = 8,
     progress: Callable[[float, str], None] | None = None,
     is_cancelled: Callable[[], bool] | None = None,
+    memory_budget_mib: float | None = None,
 ) -> RunResult:
     """Map soil moisture at 320 m from the given layers into a GeoTIFF.
 
@@ -266,13 +270,16 @@ def estimate_sm_320m(
     provider : {"auto", "cpu", "cuda"}
         onnxruntime execution provider; the one used is logged and tagged.
     tile_px : int, optional
-        Tile side in output pixels; default from the provider's memory budget.
+        Tile side in output pixels; default: the largest even tiles that fit ``memory_budget_mib``.
     batch_size : int
         Windows per graph call in exact mode.
     progress : callable, optional
         ``progress(percent 0-100, message)``.
     is_cancelled : callable, optional
         Polled per tile / batch; returning True stops the run, raises Cancelled, writes nothing.
+    memory_budget_mib : float, optional
+        Peak memory the automatic tile size aims for (MiB; default
+        ``engine.DEFAULT_MEMORY_BUDGET_MIB``, 3 GiB). Memory does not grow with the area.
 
     Returns
     -------
@@ -290,7 +297,7 @@ def estimate_sm_320m(
     check_writable(output_path)
     run = prepare(model_path, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider)
     try:
-        tile = _tile_px(run, tile_px)
+        tile = _tile_px(run, tile_px, memory_budget_mib)
         writer = GeoTiffWriter(run.grid, output_path)
         try:
             with gdal_env():
@@ -332,6 +339,7 @@ def estimate_sm_arrays(
     provider: str = "auto",
     tile_px: int | None = None,
     batch_size: int = 8,
+    memory_budget_mib: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """As :func:`estimate_sm_320m`, in memory: (soil moisture m3/m3 with -9999, coverage 0-1, ModelGrid)."""
     from .engine import run_tiles
@@ -341,7 +349,7 @@ def estimate_sm_arrays(
     try:
         writer = ArrayWriter(run.grid)
         with gdal_env():
-            run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=_tile_px(run, tile_px),
+            run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=_tile_px(run, tile_px, memory_budget_mib),
                       batch_size=batch_size)
     finally:
         run.close()

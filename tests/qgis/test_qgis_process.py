@@ -64,4 +64,10 @@ def test_qgis_process_run_matches_processing_run(enabled_plugin: Path, sample_ru
         assert got.transform == ref.transform
         assert (got.width, got.height, got.count) == (ref.width, ref.height, ref.count)
         assert got.nodata == ref.nodata
-        np.testing.assert_array_equal(got.read(), ref.read())
+        got_sm, ref_sm = got.read(1), ref.read(1)
+        np.testing.assert_array_equal(got.read(2), ref.read(2))  # input coverage: exact
+        np.testing.assert_array_equal(got_sm == got.nodata, ref_sm == ref.nodata)  # same nodata pixels
+        # onnxruntime's multithreaded CPU kernels are not bitwise reproducible across processes:
+        # with the demo model ~6 % of pixels differ by 1 float32 ulp (6e-8 m3/m3); 1e-6 m3/m3 is
+        # four orders of magnitude below the 0.01 m3/m3 precision of soil-moisture sensors
+        np.testing.assert_allclose(got_sm, ref_sm, rtol=0.0, atol=1e-6)

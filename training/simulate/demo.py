@@ -196,7 +196,8 @@ def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: P
         "config": cfg.name,
         "trained_on": trained_on,
         "training": training,
-        "train_seconds": round(train_seconds, 1),
+        # wall time of the training command of this run (seconds when it resumed a finished run)
+        "train_command_seconds": round(train_seconds, 1),
         "metrics": model_metrics,
         "sample_scene": sample,
         "size_mb": round(model_out.stat().st_size / 1e6, 2),

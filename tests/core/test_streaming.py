@@ -1,0 +1,76 @@
+"""Streaming: per-tile reads, streamed writes, and memory that does not grow with the area."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import rasterio
+
+from smqgis.core import engine
+from smqgis.core.io import ROLE_RESAMPLING, gdal_env
+from smqgis.core.pipeline import estimate_sm_320m, estimate_sm_arrays, prepare
+
+
+class _Discard:
+    """A writer that keeps nothing (measures the engine's own memory)."""
+
+    def write(self, row0: int, col0: int, soil_moisture: np.ndarray, coverage: np.ndarray) -> None:
+        assert soil_moisture.dtype == np.float32 and coverage.shape == soil_moisture.shape
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_streamed_geotiff_equals_in_memory_arrays(context_model, scene, tmp_path, mode):
+    out = tmp_path / f"streamed_{mode}.tif"
+    res = estimate_sm_320m(context_model, scene, str(out), mode=mode, tile_px=7)
+    mem, cov, grid = estimate_sm_arrays(context_model, scene, mode=mode, tile_px=7)
+    assert (res.width, res.height) == (grid.width, grid.height)
+    with rasterio.open(out) as ds:
+        assert ds.transform == grid.transform
+        np.testing.assert_array_equal(ds.read(1), mem)
+        np.testing.assert_array_equal(ds.read(2), cov)
+    assert (mem != -9999.0).mean() > 0.5
+
+
+def test_on_grid_inputs_are_read_without_warping_and_equal_the_warp(context_model, aligned_scene):
+    run = prepare(context_model, aligned_scene)
+    try:
+        layer = run.layers["sentinel1"]
+        transform = run.grid.block_transform("high_res", 2, 3)
+        assert layer.on_grid(run.grid.crs, transform)
+        # a block reaching past the file's right and bottom edges
+        shape = (layer.dataset.height + 50, layer.dataset.width + 50)
+        bands = ["VV", "VH"]
+        idx = [layer.band_index[b] for b in bands]
+        with gdal_env():
+            plain = layer.read_physical(bands, run.grid.crs, transform, shape, ROLE_RESAMPLING["high_res"])
+            warped = layer._read_warped(idx, run.grid.crs, transform, shape, ROLE_RESAMPLING["high_res"])
+        assert np.isnan(plain[:, -10:, :]).all() and np.isfinite(plain[:, :100, :100]).all()
+        np.testing.assert_array_equal(np.isnan(plain), np.isnan(warped))
+        np.testing.assert_allclose(plain[np.isfinite(plain)], warped[np.isfinite(warped)], atol=1e-3)
+        assert not layer.on_grid("EPSG:32615", transform)
+    finally:
+        run.close()
+
+
+def _peak_traced_mib(model, scene, extent, tile_px: int) -> tuple[float, int]:
+    run = prepare(model, scene, extent=extent, extent_crs="EPSG:32614", dst_crs="EPSG:32614")
+    try:
+        tracemalloc.start()
+        with gdal_env():
+            stats = engine.run_tiles(run.model, run.reader, run.grid, _Discard(), mode="fast", tile_px=tile_px)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    finally:
+        run.close()
+    return peak, stats.tiles
+
+
+def test_memory_does_not_grow_with_the_area(context_model, scene):
+    """Python/numpy memory of a run (tracemalloc) is that of a tile or two, whatever the area."""
+    x0, y0 = 601600.0, 3901600.0
+    small, n_small = _peak_traced_mib(context_model, scene, (x0, y0, x0 + 3200.0, y0 + 3200.0), tile_px=5)
+    large, n_large = _peak_traced_mib(context_model, scene, (x0, y0, x0 + 6400.0, y0 + 6400.0), tile_px=5)
+    assert n_large >= 4 * n_small
+    assert large <= 1.1 * small + 1.0
