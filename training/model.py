@@ -214,9 +214,7 @@ class _EncoderBuilder:
         return keras.Model(inp, x, name=self.name)
 
 
-def build_encoder(
-    cfg: ModelConfig, *, role: str, in_channels: int
-) -> keras.Model:
+def build_encoder(cfg: ModelConfig, *, role: str, in_channels: int) -> keras.Model:
     """The high-res (Xception-65-like) or low-res (Xception-41-like) encoder: [N,H,W,C] -> [N,H/s,W/s,F]."""
     if role == "high_res":
         blocks, mult, stride = cfg.high_res_middle_blocks, cfg.width_multiplier, cfg.high_res_output_stride

@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 CKPT_DIR = "ckpt"
-#: Weight names that weight decay applies to (convolution and dense kernels).
-DECAYED_WEIGHTS = ("kernel", "depthwise_kernel")
+#: Weight names that weight decay applies to (convolution, depthwise and dense kernels: Keras names all "kernel").
+DECAYED_WEIGHTS = ("kernel",)
 
 
 def scalar_summary(tag: str, value: float, step: int) -> None:

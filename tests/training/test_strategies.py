@@ -52,7 +52,6 @@ def test_mirrored_over_two_cpus_gives_the_default_strategy_loss(results):
     default, mirrored = results["default64"], results["mirrored64"]
     assert (default["replicas"], mirrored["replicas"]) == (1, 2)
     assert mirrored["losses"] == pytest.approx(default["losses"], rel=1e-5)
-    assert default["losses"][-1] < default["losses"][0]
     assert mirrored["weights_abs_sum"] == pytest.approx(default["weights_abs_sum"], rel=1e-9)
 
 

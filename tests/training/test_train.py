@@ -56,8 +56,9 @@ def test_optimizer_decays_kernels_only_and_lr_reaches_zero():
     keras.utils.set_random_seed(0)
     trainer = train.Trainer(SMALL, "s1_dem", tf.distribute.get_strategy(), steps=10, global_batch_size=8)
     opt = trainer.optimizer
-    decayed = {v.name for v in trainer.model.trainable_variables if opt._use_weight_decay(v)}
-    assert decayed == {"kernel", "depthwise_kernel"}
+    decayed = {v.path for v in trainer.model.trainable_variables if opt._use_weight_decay(v)}
+    assert {p.rsplit("/", 1)[1] for p in decayed} == {"kernel"}
+    assert any("depthwise/" in p for p in decayed) and any("pointwise/" in p for p in decayed)
     assert opt.momentum == pytest.approx(0.9) and opt.weight_decay == pytest.approx(SMALL.weight_decay)
     schedule = opt._learning_rate
     assert float(schedule(0)) == pytest.approx(SMALL.learning_rate)

@@ -6,6 +6,8 @@ on the held-out test sensors with the paper's per-sensor metrics
 (``smqgis.core.metrics``: ubRMSE, RMSE, R per sensor, averaged over sensors with
 >= 13 points) and reports mean +- sd over seeds. "SMAP alone" is not trained: the
 SMAP ``ssm`` of each point, converted from mm over 5 cm to m3/m3, is the estimate.
+Before evaluation each run's batch-norm statistics are re-estimated on training
+batches (:func:`load_calibrated`), because short CPU runs leave them stale.
 The test split is parsed once (``training.data.make_dataset`` with the ``full``
 variant) and kept in memory as uint8; each variant takes its own bands from it.
 
@@ -41,7 +43,10 @@ ROWS = (
     ("S1 + DEM + S2 + SoilGrids", "s1_dem_s2_soilgrids"),
     ("Full (S1 + S2 + DEM + SoilGrids + SMAP + GLDAS)", "full"),
 )
+PROBE_ROW = "Diagnostic: linear probe on window means of all inputs (not a paper row)"
 METRICS = ("ubrmse", "rmse", "r")
+#: Training batches over which batch-norm statistics are re-estimated before evaluation.
+BN_BATCHES = 25
 
 
 def load_split(pattern: str) -> dict[str, np.ndarray]:
@@ -75,19 +80,72 @@ def smap_alone(split: dict[str, np.ndarray]) -> np.ndarray:
     return mm / 1000.0 / sources.VOLUMETRIC_DEPTH_M["smap"]
 
 
-def predict_model(model_dir: Path, split: dict[str, np.ndarray], variant: str, batch: int = 16) -> np.ndarray:
-    """Estimates (m3/m3) of a trained model directory on every point of ``split``."""
-    from training.evaluate import keras_predictor
+def load_calibrated(model_dir: Path, train_pattern: str, batches: int = BN_BATCHES, seed: int = 0) -> tuple[Any, Any, str]:
+    """A trained model with its batch-norm population statistics re-estimated on training batches.
 
-    predict, _ = keras_predictor(str(model_dir))
+    The small config keeps the paper's batch-norm momentum (0.997): after a few
+    hundred steps the moving averages are still mostly their initial values
+    (0.997^300 = 0.41), so inference-mode outputs are meaningless (often clipped
+    to a constant). As in "precise BN" (Wu & Johnson 2021) the statistics are
+    re-estimated as plain averages over ``batches`` training batches (forward
+    passes in training mode, no weight update, no augmentation).
+
+    Returns (model, config, variant).
+    """
+    import keras
+
+    from training.data import make_dataset
+    from training.export import load_trained
+
+    model, cfg, variant, _ = load_trained(model_dir)
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    roles = list(schema.variant_inputs(variant))
+    ds = make_dataset(train_pattern, variant, cfg.batch_size, training=True, seed=seed, augment=False)
+    for k, (features, _) in enumerate(ds.take(batches)):
+        for layer in norms:
+            layer.momentum = k / (k + 1.0)  # running average over the batches seen so far
+        model({r: features[r] for r in roles}, training=True)
+    for layer in norms:
+        layer.momentum = cfg.bn_momentum
+    LOG.info("re-estimated %d batch-norm layers of %s on %d batches", len(norms), model_dir, batches)
+    return model, cfg, variant
+
+
+def predict_model(model: Any, split: dict[str, np.ndarray], variant: str, batch: int = 16) -> np.ndarray:
+    """Estimates (m3/m3, clipped to [0, 1]) of a Keras model on every point of ``split``."""
+    roles = list(schema.variant_inputs(variant))
     n = split["label"].size
-    out = [predict(variant_features(split, variant, slice(k, k + batch))) for k in range(0, n, batch)]
+    out = []
+    for k in range(0, n, batch):
+        features = variant_features(split, variant, slice(k, k + batch))
+        out.append(np.asarray(model({r: features[r] for r in roles}, training=False), dtype=np.float64).reshape(-1))
     return np.clip(np.concatenate(out), 0.0, 1.0)
 
 
 def score(pred: np.ndarray, split: dict[str, np.ndarray]) -> dict[str, Any]:
     """Per-sensor metrics averaged over sensors with >= 13 points."""
     return metrics.sensor_metrics(pred, split["label"], split["sensor_id"], metrics.MIN_POINTS)["average"]
+
+
+def window_features(split: dict[str, np.ndarray]) -> np.ndarray:
+    """Per point: centre-weighted means of the ``full`` high-res and low-res bands and the coarse scalars (0-255)."""
+    y, x = np.mgrid[:256, :256] - 127.5
+    weights = np.exp(-(x**2 + y**2) / (2 * 64.0**2))  # sigma 640 m, like the model's pooling
+    weights /= weights.sum()
+    high = np.stack([np.tensordot(split["high_res"][k].astype(np.float64), weights, axes=([0, 1], [0, 1]))
+                     for k in range(split["label"].size)])
+    low = split["low_res"].astype(np.float64).mean(axis=(1, 2))
+    return np.concatenate([high, low, split["coarse"].astype(np.float64)], axis=1)
+
+
+def linear_probe(train: dict[str, np.ndarray], test: dict[str, np.ndarray], ridge: float = 1e-3) -> np.ndarray:
+    """Test estimates (m3/m3) of a ridge regression on :func:`window_features`: how much signal the inputs carry."""
+    a, b = window_features(train), window_features(test)
+    mean, sd = a.mean(axis=0), a.std(axis=0) + 1e-9
+    a, b = (a - mean) / sd, (b - mean) / sd
+    a1 = np.hstack([a, np.ones((a.shape[0], 1))])
+    coef = np.linalg.solve(a1.T @ a1 + ridge * a1.shape[0] * np.eye(a1.shape[1]), a1.T @ train["label"])
+    return np.clip(np.hstack([b, np.ones((b.shape[0], 1))]) @ coef, 0.0, 1.0)
 
 
 def train_run(data: Path, variant: str, seed: int, steps: int, batch_size: int, model_dir: Path) -> float:
@@ -106,7 +164,7 @@ def train_run(data: Path, variant: str, seed: int, steps: int, batch_size: int, 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and sd over seeds per row."""
     table = []
-    for name, variant in ROWS:
+    for name, variant in (*ROWS, (PROBE_ROW, None)):
         mine = [r for r in runs if r["row"] == name]
         if not mine:
             continue
@@ -136,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=[v for _, v in ROWS if v], choices=sorted(schema.VARIANTS))
+    parser.add_argument("--linear-probe", action="store_true", help="add the linear-probe diagnostic row")
+    parser.add_argument("--variants", nargs="*", default=[v for _, v in ROWS if v], choices=sorted(schema.VARIANTS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data, out = Path(args.data), Path(args.out)
@@ -155,11 +214,16 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             model_dir = out / f"{variant}_seed{seed}"
             seconds = train_run(data, variant, seed, args.steps, args.batch_size, model_dir)
+            model, _, _ = load_calibrated(model_dir, str(data / "train-*.tfrecord.gz"), seed=seed)
             result = {"row": name, "variant": variant, "seed": seed, "train_seconds": round(seconds, 1),
-                      "metrics": score(predict_model(model_dir, test, variant), test)}
+                      "metrics": score(predict_model(model, test, variant), test)}
             result_file.write_text(json.dumps(result, indent=2) + "\n")
             LOG.info("%s seed %d: %s", variant, seed, {m: round(result["metrics"][m], 4) for m in METRICS})
             runs.append(result)
+    if args.linear_probe:
+        train = load_split(str(data / "train-*.tfrecord.gz"))
+        probe = score(linear_probe(train, test), test)
+        runs += [{"row": PROBE_ROW, "seed": s, "metrics": probe} for s in args.seeds]
     table = summarise(runs)
     summary = {"table": table, "runs": runs, "steps": args.steps, "batch_size": args.batch_size,
                "wall_seconds": round(time.perf_counter() - start, 1), "dataset": json.loads((data / "dataset.json").read_text())}

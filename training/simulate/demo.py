@@ -3,7 +3,8 @@
 Writes a simulated dataset (``training.simulate.tfrecords``, reused when its
 ``dataset.json`` matches), trains ``python -m training.train --config small
 --variant full``, scores it on the held-out test sensors (per-sensor metrics of
-``smqgis.core.metrics``), exports it with ``training.export.export_model`` as
+``smqgis.core.metrics``) after re-estimating its batch-norm statistics
+(``benchmark.load_calibrated``), exports it with ``training.export.export_model`` as
 ``trained_on.kind = "simulated"`` (the schema then labels it "DEMO model trained
 on simulated data - not for real-world use") with its test metrics in the
 metadata, and checks it on the sample scene: exact mode through onnxruntime,
@@ -29,7 +30,7 @@ from rasterio.warp import Resampling, reproject
 from smqgis.core import metrics, schema
 from smqgis.core.encoding import encode
 
-from .benchmark import load_split, predict_model, score, smap_alone, train_run
+from .benchmark import load_calibrated, load_split, predict_model, score, smap_alone, train_run
 from .tfrecords import DatasetSpec, write_dataset
 from .world import World
 
@@ -40,6 +41,8 @@ DEMO_SPEC = DatasetSpec(n_sensors=120, dates_per_sensor={"train": 8, "val": 4, "
 DEMO_STEPS = 300
 DEMO_BATCH = 8
 DEMO_SEED = 0
+#: Training batches for the batch-norm re-estimation before export (see benchmark.load_calibrated).
+DEMO_BN_BATCHES = 40
 TITLE = "smqgis fusion model, small config - DEMO trained on simulated data"
 DESCRIPTION = (
     "Full variant (S1 + S2 + DEM + SoilGrids + SMAP + GLDAS) of the paper-000 fusion model, small config, "
@@ -164,18 +167,18 @@ def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8) -> di
 
 def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: Path) -> dict[str, Any]:
     """Dataset -> training -> test metrics -> ONNX export -> sample-scene check; returns the sidecar."""
-    from training.export import export_model, load_trained
+    from training.export import export_model
 
     start = time.perf_counter()
     data_dir = work_dir / "data"
     dataset = ensure_dataset(world, data_dir)
     model_dir = work_dir / "demo_full_small"
     train_seconds = train_run(data_dir, "full", DEMO_SEED, DEMO_STEPS, DEMO_BATCH, model_dir)
+    model, cfg, variant = load_calibrated(model_dir, str(data_dir / "train-*.tfrecord.gz"), batches=DEMO_BN_BATCHES)
     test = load_split(str(data_dir / "test-*.tfrecord.gz"))
-    test_metrics = score(predict_model(model_dir, test, "full"), test)
+    test_metrics = score(predict_model(model, test, variant), test)
     smap_metrics = score(smap_alone(test), test)
     LOG.info("demo model test metrics %s (SMAP alone %s)", test_metrics, smap_metrics)
-    model, cfg, variant, _ = load_trained(model_dir)
     trained_on = {
         "kind": "simulated",
         "description": f"smqgis simulator (training/simulate), world seed {world.config.seed}, "
@@ -185,7 +188,8 @@ def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: P
         "test": {**{k: test_metrics[k] for k in ("ubrmse", "rmse", "r", "bias", "n_sensors", "n_points")}, "split": "simulated test sensors"},
         "test_smap_alone": {k: smap_metrics[k] for k in ("ubrmse", "rmse", "r", "bias")},
     }
-    training = {"steps": DEMO_STEPS, "batch_size": DEMO_BATCH, "seed": DEMO_SEED, "dataset": dataset["points"]}
+    training = {"steps": DEMO_STEPS, "batch_size": DEMO_BATCH, "seed": DEMO_SEED, "dataset": dataset["points"],
+                "batch_norm_reestimated_on_batches": DEMO_BN_BATCHES}
     export_model(model, cfg, variant, model_out, title=TITLE, trained_on=trained_on, metrics=model_metrics,
                  training=training, description=DESCRIPTION, seed=DEMO_SEED)
     sample = evaluate_on_sample(model_out, sample_dir)
