@@ -45,6 +45,10 @@ WEIGHT_RSS_FACTOR = 2.3
 #: with the arena off (``model.session_options``; measured 364-389 B/px at 1536-2048 px blocks), plus
 #: the tile being run and the one being read (10 bands float32). Conservative for smaller models.
 BYTES_PER_BLOCK_PX = 420
+#: Largest high-res block side (px) of an automatic fast-mode tile on the CPU, whatever the budget: larger
+#: blocks ran slower per FLOP with onnxruntime 1.31 on the paper-size model on the 2-core test machine
+#: (20 km end to end: one 2240 px block 45-74 s, four 1248 px blocks 34 s; see docs/benchmark.md).
+CPU_BLOCK_PX = 1536
 #: Largest high-res block side (px) of an automatic fast-mode tile on a GPU (its memory is not budgeted here).
 CUDA_BLOCK_PX = 4096
 
@@ -125,8 +129,8 @@ def auto_tile_px(grid: ModelGrid, provider: str, model_bytes: int = 0,
 
     A tile of ``n`` output pixels a side computes a ``32 (n + 7)`` px block, so the encoder's
     work per output pixel falls as ``((n + 7) / n)^2``: tiles are as large as the budget
-    allows, then evened out (125 px as 3 x 42 rather than 2 x 57 + 11: a small tile costs
-    more per pixel).
+    and ``CPU_BLOCK_PX`` (the measured sweet spot) allow, then evened out (125 px as 4 x 32
+    rather than 3 x 41 + 2: a small tile costs more per pixel).
 
     Parameters
     ----------
@@ -147,7 +151,10 @@ def auto_tile_px(grid: ModelGrid, provider: str, model_bytes: int = 0,
     hr = grid.roles.get("high_res")
     if hr is None:
         return 256
-    limit = CUDA_BLOCK_PX if "CUDA" in provider else max_block_px(model_bytes, memory_budget_mib)
+    if "CUDA" in provider:
+        limit = CUDA_BLOCK_PX
+    else:
+        limit = min(CPU_BLOCK_PX, max_block_px(model_bytes, memory_budget_mib))
     largest = max(1, (limit - hr.window_px) // hr.step_px + 1)
     side = max(grid.width, grid.height)
     tile = math.ceil(side / math.ceil(side / largest))

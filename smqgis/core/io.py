@@ -5,7 +5,8 @@ step four (-> georeferenced raster). Each input is a GDAL raster in any CRS, res
 and band order; :func:`open_layer` works out which band is which (declared, or recognised
 from the band descriptions) and :class:`TileReader` warps a block of every input onto
 the block of the target grid that a tile of output pixels needs (bilinear for the high-
-and low-res windows, nearest for the coarse values at the window centres), applies the
+and low-res windows, nearest for the coarse values at the window centres; an input already
+on the target grid is read with a plain windowed read, no warp), applies the
 GDAL scale/offset and the successor-product harmonisation of ``sources.py``, encodes
 each band exactly as the model's metadata says, and reports which window pixels had
 every input. :class:`GeoTiffWriter` streams blocks into a temporary GeoTIFF that is
@@ -108,7 +109,7 @@ class SourceLayer:
     product: str
     acquired_utc: str | None
     warnings: list[str] = field(default_factory=list)
-    _scales: dict[float, tuple[float, float]] = field(default_factory=dict, repr=False)
+    _warped: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def source(self) -> sources.Source:
@@ -117,7 +118,7 @@ class SourceLayer:
     def on_grid(self, crs: str, transform: Any) -> bool:
         """True when the file already lies on the grid of ``transform``: same CRS, pixel size and alignment.
 
-        Such a file is read with a plain windowed read; any other is warped.
+        Such a file is read with plain windowed reads; any other is warped.
         """
         t, ds = self.dataset.transform, self.dataset
         if t.b != 0.0 or t.d != 0.0 or ds.crs != crs:
@@ -127,14 +128,15 @@ class SourceLayer:
         col, row = (transform.c - t.c) / t.a, (transform.f - t.f) / t.e
         return abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6
 
-    def read_physical(self, bands: list[str], crs: str, transform: Any, shape: tuple[int, int],
-                      resampling: Resampling) -> np.ndarray:
-        """Read ``bands`` onto the block of ``shape`` pixels at ``transform`` (in ``crs``), in physical units.
+    def read_physical(self, role: str, bands: list[str], crs: str, transform: Any, shape: tuple[int, int],
+                      window: Window, resampling: Resampling) -> np.ndarray:
+        """Read ``bands`` in ``window`` of the role grid (``transform``, ``shape`` in ``crs``), in physical units.
 
-        Only the source pixels the block needs are read: a file already on the block's grid
-        (:meth:`on_grid`) with a windowed read, any other through a warped VRT of just this
-        block (tolerance 1e-4 source px and resampling scales fixed per file, so a pixel's
-        value does not depend on the block it is read in). Memory is that of the block.
+        A file already on the role grid (:meth:`on_grid`) is read with a plain windowed read of
+        just the window. Any other is warped through one GDAL warped VRT of the whole role
+        grid (made once per role; it holds no pixels, GDAL warps its fixed blocks on demand
+        through the bounded block cache), so a pixel's value never depends on the tile it is
+        read in. Memory is that of the window in both cases.
 
         Returns
         -------
@@ -144,9 +146,14 @@ class SourceLayer:
         """
         idx = [self.band_index[b] for b in bands]
         if self.on_grid(crs, transform):
-            out = self._read_window(idx, transform, shape)
+            out = self._read_window(idx, transform, window)
         else:
-            out = self._read_warped(idx, crs, transform, shape, resampling)
+            vrt = self.warped(role, crs, transform, shape, resampling)
+            out = np.empty((len(idx), int(window.height), int(window.width)), dtype=np.float32)
+            for k, i in enumerate(idx):
+                # one band per read: GDAL then warps the VRT's fixed blocks (a multi-band read warps
+                # the requested window directly, and its values would depend on the tile)
+                vrt.read(i, window=window, out=out[k])
         for k, i in enumerate(idx):
             scale, offset = self.dataset.scales[i - 1], self.dataset.offsets[i - 1]
             if scale != 1.0 or offset != 0.0:
@@ -155,12 +162,13 @@ class SourceLayer:
             out *= self.native_scale
         return out
 
-    def _read_window(self, idx: list[int], transform: Any, shape: tuple[int, int]) -> np.ndarray:
+    def _read_window(self, idx: list[int], transform: Any, window: Window) -> np.ndarray:
         """Windowed read of an on-grid file; NaN outside the file and at its nodata."""
         ds = self.dataset
         t = ds.transform
-        col0 = int(round((transform.c - t.c) / t.a))
-        row0 = int(round((transform.f - t.f) / t.e))
+        row0 = int(round((transform.f - t.f) / t.e)) + int(window.row_off)
+        col0 = int(round((transform.c - t.c) / t.a)) + int(window.col_off)
+        shape = (int(window.height), int(window.width))
         out = np.full((len(idx), *shape), np.nan, dtype=np.float32)
         r0, c0 = max(row0, 0), max(col0, 0)
         r1, c1 = min(row0 + shape[0], ds.height), min(col0 + shape[1], ds.width)
@@ -173,28 +181,27 @@ class SourceLayer:
         out[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = part
         return out
 
-    def _read_warped(self, idx: list[int], crs: str, transform: Any, shape: tuple[int, int],
-                     resampling: Resampling) -> np.ndarray:
-        """Warp the file onto one block through a warped VRT of exactly that block."""
+    def warped(self, role: str, crs: str, transform: Any, shape: tuple[int, int], resampling: Resampling) -> Any:
+        """The file warped onto a whole role grid (a GDAL warped VRT, made once per role)."""
         from rasterio.vrt import WarpedVRT
 
-        ds = self.dataset
-        src_nodata = ds.nodata
-        if src_nodata is None and np.issubdtype(np.dtype(ds.dtypes[0]), np.floating):
-            src_nodata = np.nan
-        res = abs(transform.a)
-        if res not in self._scales:
-            self._scales[res] = resampling_scales(ds, crs, res, abs(transform.e))
-        xscale, yscale = self._scales[res]
-        out = np.empty((len(idx), *shape), dtype=np.float32)
-        with WarpedVRT(ds, crs=crs, transform=transform, width=shape[1], height=shape[0], resampling=resampling,
-                       src_nodata=src_nodata, nodata=np.nan, dtype="float32", tolerance=WARP_TOLERANCE_PX,
-                       warp_extras={"XSCALE": repr(xscale), "YSCALE": repr(yscale)}) as vrt:
-            vrt.read(idx, out=out)
-        return out
+        if role not in self._warped:
+            ds = self.dataset
+            src_nodata = ds.nodata
+            if src_nodata is None and np.issubdtype(np.dtype(ds.dtypes[0]), np.floating):
+                src_nodata = np.nan
+            xscale, yscale = resampling_scales(ds, crs, abs(transform.a), abs(transform.e))
+            self._warped[role] = WarpedVRT(ds, crs=crs, transform=transform, width=shape[1], height=shape[0],
+                                           resampling=resampling, src_nodata=src_nodata, nodata=np.nan,
+                                           dtype="float32", tolerance=WARP_TOLERANCE_PX,
+                                           warp_extras={"XSCALE": repr(xscale), "YSCALE": repr(yscale)})
+        return self._warped[role]
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the warped VRTs and the file."""
+        for vrt in self._warped.values():
+            vrt.close()
+        self._warped.clear()
         self.dataset.close()
 
 
@@ -398,11 +405,18 @@ class TileReader:
         for role, bands in model_bands.items():
             if bands:
                 self.plan[role] = [(*b["ref"].split("/", 1), b["encoding"]) for b in bands]
+        # whole-area grid (transform, shape) of each role: tiles read windows of it
+        self._full: dict[str, tuple[Any, tuple[int, int]]] = {
+            role: (grid.block_transform(role, 0, 0), g.block_shape(grid.height, grid.width))
+            for role, g in grid.roles.items()
+        }
+        self._full["coarse"] = (grid.transform, (grid.height, grid.width))
         fine = min(grid.roles.values(), key=lambda g: g.pixel_size_m) if grid.roles else None
         self._fine_role = next((r for r, g in grid.roles.items() if g is fine), None)
 
-    def _read_role(self, role: str, transform: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _read_role(self, role: str, window: Window) -> tuple[np.ndarray, np.ndarray]:
         channels = self.plan[role]
+        shape = (int(window.height), int(window.width))
         out = np.empty((*shape, len(channels)), dtype=np.float32)
         valid = np.ones(shape, dtype=bool)
         by_source: dict[str, list[int]] = {}
@@ -413,7 +427,8 @@ class TileReader:
             to_read = [channels[ci][1] for ci in cis if channels[ci][1] not in layer.constants]
             phys = None
             if to_read:
-                phys = layer.read_physical(to_read, self.grid.crs, transform, shape, ROLE_RESAMPLING[role])
+                phys = layer.read_physical(role, to_read, self.grid.crs, *self._full[role], window,
+                                           ROLE_RESAMPLING[role])
             for ci in cis:
                 band, enc = channels[ci][1], channels[ci][2]
                 if band in layer.constants:
@@ -432,11 +447,12 @@ class TileReader:
         masks: dict[str, np.ndarray] = {}
         for role in self.plan:
             if role == "coarse":
-                transform, shape = self.grid.centres_transform(row0, col0), (nrows, ncols)
+                window = Window(col0, row0, ncols, nrows)
             else:
-                transform = self.grid.block_transform(role, row0, col0)
-                shape = self.grid.roles[role].block_shape(nrows, ncols)
-            arrays[role], masks[role] = self._read_role(role, transform, shape)
+                g = self.grid.roles[role]
+                rows, cols = g.block_shape(nrows, ncols)
+                window = Window(col0 * g.step_px, row0 * g.step_px, cols, rows)
+            arrays[role], masks[role] = self._read_role(role, window)
         coverage = np.ones((nrows, ncols), dtype=np.float32)
         if self._fine_role is not None:
             fine = self.grid.roles[self._fine_role]

@@ -65,14 +65,14 @@ def test_only_the_tile_ring_differs_for_a_31px_receptive_radius(context_model, s
 def test_auto_tiles_fit_the_memory_budget_and_are_even():
     grid = ModelGrid(UTM, 0.0, 0.0, 125, 125, 320.0, {"high_res": RoleGrid(10.0, 256, 32)})
     paper_bytes = 178_000_000
-    small = engine.auto_tile_px(grid, "CPUExecutionProvider", paper_bytes, memory_budget_mib=1500)
+    small = engine.auto_tile_px(grid, "CPUExecutionProvider", paper_bytes, memory_budget_mib=1200)
     big = engine.auto_tile_px(grid, "CPUExecutionProvider", paper_bytes, memory_budget_mib=3072)
     assert small < big
-    for budget, tile in ((1500, small), (3072, big)):
+    for budget, tile in ((1200, small), (3072, big)):
         block = 32 * (tile + 7)
-        assert block <= engine.max_block_px(paper_bytes, budget)
+        assert block <= min(engine.max_block_px(paper_bytes, budget), engine.CPU_BLOCK_PX)
         per_side = math.ceil(125 / tile)
         sizes = {nr for _, _, nr, _ in engine.plan_tiles(grid, tile)}
         assert min(sizes) > tile - per_side  # even tiles: no sliver at the end
     # a GPU is not held to the CPU budget
-    assert engine.auto_tile_px(grid, "CUDAExecutionProvider", paper_bytes, memory_budget_mib=1500) >= big
+    assert engine.auto_tile_px(grid, "CUDAExecutionProvider", paper_bytes, memory_budget_mib=1200) >= big
