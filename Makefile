@@ -58,7 +58,7 @@ plugin-link:
 
 # --- the main job -----------------------------------------------------------
 demo: venv plugin-link
-	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m smqgis.demo
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m smqgis.demo --via qgis_process
 
 # --- tests --------------------------------------------------------------------
 test-train: venv-train

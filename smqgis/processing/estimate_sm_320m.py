@@ -41,6 +41,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core import sources
 from .compat import FILE_BEHAVIOR_FILE, FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
+from .ids import ESTIMATE_SM_320M, EXECUTION_PROVIDERS, MODES
 from .style import SoilMoistureLayerStyler
 
 LOGGER = logging.getLogger(__name__)
@@ -77,8 +78,6 @@ SMAP_PRODUCTS: tuple[tuple[str, str], ...] = (
     (sources.SOURCES["smap"].ee_collection, sources.SOURCES["smap"].bands[0].units),
     (sources.SOURCES["smap"].successor["ee_collection"], sources.SOURCES["smap"].successor["units"]),
 )
-MODES: tuple[str, ...] = ("fast", "exact")
-EXECUTION_PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 def source_band_names(source: str) -> list[str]:
@@ -199,7 +198,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         return EstimateSm320mAlgorithm()
 
     def name(self) -> str:
-        return "estimate_sm_320m"
+        return ESTIMATE_SM_320M
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Soil moisture 320 m from layers")

@@ -11,6 +11,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .ids import PROVIDER_ID
 from .estimate_sm_320m import EstimateSm320mAlgorithm
 
 #: The plugin folder (the repository root): smqgis/processing/provider.py -> ../../
@@ -22,7 +23,7 @@ class SmqgisProvider(QgsProcessingProvider):
     """Processing provider of smqgis."""
 
     def id(self) -> str:  # noqa: A003 - QGIS API
-        return "smqgis"
+        return PROVIDER_ID
 
     def name(self) -> str:
         return "smqgis"
