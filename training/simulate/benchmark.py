@@ -12,7 +12,7 @@ The test split is parsed once (``training.data.make_dataset`` with the ``full``
 variant) and kept in memory as uint8; each variant takes its own bands from it.
 
     python -m training.simulate.benchmark --data build/simulate/bench_data \
-        --out build/simulate/bench --steps 100 --batch-size 8 --seeds 0 1 2
+        --out build/simulate/bench --steps 60 --batch-size 8 --seeds 0 1 2 --linear-probe
 """
 
 from __future__ import annotations

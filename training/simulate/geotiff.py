@@ -65,6 +65,8 @@ def write_stack(
         The path written.
     """
     path = Path(path)
+    # GDAL's side-car statistics of an earlier file would describe the old pixels
+    path.with_name(path.name + ".aux.xml").unlink(missing_ok=True)
     np_dtype = np.dtype(dtype)
     if np.issubdtype(np_dtype, np.integer):
         info = np.iinfo(np_dtype)
