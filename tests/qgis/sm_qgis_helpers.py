@@ -21,7 +21,14 @@ from rasterio.transform import from_origin
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPO / "resources" / "sample"
 DEMO_MODEL = REPO / "resources" / "models" / "demo_fusion_simulated.onnx"
-REAL_DIR = Path("/work/shared/data/real/sentinel1_2_sen1floods11")
+#: The project's shared/ folder sits beside the checkout (CI clones main next to it);
+#: SMQGIS_SHARED overrides, /work/shared is the developers' machines' location.
+SHARED_DIR = next(
+    (p for p in (Path(os.environ.get("SMQGIS_SHARED", "/nonexistent")), REPO.parent / "shared", Path("/work/shared"))
+     if (p / "data" / "real").is_dir()),
+    REPO.parent / "shared",
+)
+REAL_DIR = SHARED_DIR / "data" / "real" / "sentinel1_2_sen1floods11"
 QGIS_PROCESS = Path("/usr/bin/qgis_process.bin")  # Debian's qgis_process wrapper is broken on 3.22
 ALG_ID = "smqgis:estimate_sm_320m"
 

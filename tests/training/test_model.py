@@ -36,7 +36,15 @@ def test_paper_config_is_table_7():
     assert (PAPER.batch_size, PAPER.momentum, PAPER.train_steps, PAPER.huber_delta) == (64, 0.9, 600_000, 0.4)
     assert PAPER.learning_rate in PAPER.learning_rate_sweep and PAPER.weight_decay in PAPER.weight_decay_sweep
     assert PAPER.drop_path_keep == 0.6 and PAPER.lr_decay_power == 0.9 and PAPER.sync_batch_norm
+    assert PAPER.bn_momentum == 0.997  # DeepLab's batch-norm decay
     assert get_config("small") is SMALL
+
+
+def test_small_config_uses_a_short_run_batch_norm_momentum():
+    # 0.997 would leave a few-hundred-step CPU run's moving averages mostly at their init
+    assert SMALL.bn_momentum == 0.9
+    bns = [l for l in build_model(SMALL, "smap_gldas")._flatten_layers() if l.__class__.__name__ == "BatchNormalization"]
+    assert bns and all(l.momentum == 0.9 for l in bns)
 
 
 def test_paper_model_builds_with_16_and_8_middle_blocks():

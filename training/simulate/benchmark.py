@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--linear-probe", action="store_true", help="add the linear-probe diagnostic row")
+    parser.add_argument("--bn-batches", type=int, default=BN_BATCHES,
+                        help="re-estimate batch-norm statistics on this many training batches before scoring (0: off)")
     parser.add_argument("--variants", nargs="*", default=[v for _, v in ROWS if v], choices=sorted(schema.VARIANTS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     test = load_split(str(data / "test-*.tfrecord.gz"))
     LOG.info("test split: %d points, %d sensors (%.0f s)", test["label"].size, len(set(test["sensor_id"])), time.perf_counter() - start)
     runs = [{"row": ROWS[0][0], "seed": s, "metrics": score(smap_alone(test), test)} for s in args.seeds]
+    from training.export import load_trained  # TensorFlow only once a network is scored
     for name, variant in ROWS[1:]:
         if variant not in args.variants:
             continue
@@ -214,9 +217,14 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             model_dir = out / f"{variant}_seed{seed}"
             seconds = train_run(data, variant, seed, args.steps, args.batch_size, model_dir)
-            model, _, _ = load_calibrated(model_dir, str(data / "train-*.tfrecord.gz"), seed=seed)
+            model, _, _, _ = load_trained(model_dir)
+            raw = score(predict_model(model, test, variant), test)
             result = {"row": name, "variant": variant, "seed": seed, "train_seconds": round(seconds, 1),
-                      "metrics": score(predict_model(model, test, variant), test)}
+                      "bn_batches": args.bn_batches, "metrics": raw}
+            if args.bn_batches:
+                model, _, _ = load_calibrated(model_dir, str(data / "train-*.tfrecord.gz"), batches=args.bn_batches, seed=seed)
+                result["metrics"] = score(predict_model(model, test, variant), test)
+                result["metrics_without_bn_reestimation"] = raw
             result_file.write_text(json.dumps(result, indent=2) + "\n")
             LOG.info("%s seed %d: %s", variant, seed, {m: round(result["metrics"][m], 4) for m in METRICS})
             runs.append(result)
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         probe = score(linear_probe(train, test), test)
         runs += [{"row": PROBE_ROW, "seed": s, "metrics": probe} for s in args.seeds]
     table = summarise(runs)
-    summary = {"table": table, "runs": runs, "steps": args.steps, "batch_size": args.batch_size,
+    summary = {"table": table, "runs": runs, "steps": args.steps, "batch_size": args.batch_size, "bn_batches": args.bn_batches,
                "wall_seconds": round(time.perf_counter() - start, 1), "dataset": json.loads((data / "dataset.json").read_text())}
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     (out / "results.md").write_text(markdown(table))
