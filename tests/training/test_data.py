@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from smqgis.core import schema, sources
+from tests.training import make_tiny_tfrecord as tiny
 from training import data
-
-
-def _load_fixture_module():
-    path = Path(__file__).with_name("make_tiny_tfrecord.py")
-    spec = importlib.util.spec_from_file_location("make_tiny_tfrecord", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load_fixture_module()
-
-
-@pytest.fixture(scope="module")
-def examples() -> list[dict]:
-    return tiny.make_examples()
-
-
-@pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory, examples) -> str:
-    # One file per pytest session, shared by the modules that read it.
-    path = tmp_path_factory.getbasetemp() / "tiny-fixture" / "tiny.tfrecord.gz"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        assert data.write_examples(str(path), examples) == tiny.N_EXAMPLES
-    return str(path)
 
 
 @pytest.fixture(scope="module")

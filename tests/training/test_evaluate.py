@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,33 +11,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from smqgis.core import metrics, schema, texture
-from training import data, evaluate
-
-
-def _load_fixture_module():
-    path = Path(__file__).with_name("make_tiny_tfrecord.py")
-    spec = importlib.util.spec_from_file_location("make_tiny_tfrecord", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load_fixture_module()
-
-
-@pytest.fixture(scope="module")
-def examples() -> list[dict]:
-    return tiny.make_examples()
-
-
-@pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory, examples) -> str:
-    # One file per pytest session, shared by the modules that read it.
-    path = tmp_path_factory.getbasetemp() / "tiny-fixture" / "tiny.tfrecord.gz"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        assert data.write_examples(str(path), examples) == tiny.N_EXAMPLES
-    return str(path)
+from tests.training import make_tiny_tfrecord as tiny
+from training import evaluate
 
 
 def _smap_only_onnx(path: Path) -> None:
