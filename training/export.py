@@ -214,6 +214,7 @@ def export_model(
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(onnx_bytes)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be read by others (QGIS, packaging)
         os.replace(tmp, out_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -67,6 +67,12 @@ def test_output_is_clipped_to_the_valid_range(exported):
     np.testing.assert_allclose(out, np.clip(raw, 0.0, 1.0), atol=1e-4)
 
 
+def test_exported_file_is_world_readable(exported):
+    # written through mkstemp (0600) and renamed; a bundled model must be readable by QGIS and packaging
+    _, path, _ = exported
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_parity_failure_writes_nothing(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_model(SMALL, "smap_gldas")

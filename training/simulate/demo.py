@@ -3,8 +3,8 @@
 Writes a simulated dataset (``training.simulate.tfrecords``, reused when its
 ``dataset.json`` matches), trains ``python -m training.train --config small
 --variant full``, scores it on the held-out test sensors (per-sensor metrics of
-``smqgis.core.metrics``) after re-estimating its batch-norm statistics
-(``benchmark.load_calibrated``), exports it with ``training.export.export_model`` as
+``smqgis.core.metrics``; batch-norm statistics as trained, or re-estimated with
+``benchmark.load_calibrated`` when ``DEMO_BN_BATCHES`` > 0), exports it with ``training.export.export_model`` as
 ``trained_on.kind = "simulated"`` (the schema then labels it "DEMO model trained
 on simulated data - not for real-world use") with its test metrics in the
 metadata, and checks it on the sample scene: exact mode through onnxruntime,
@@ -41,8 +41,10 @@ DEMO_SPEC = DatasetSpec(n_sensors=120, dates_per_sensor={"train": 8, "val": 4, "
 DEMO_STEPS = 1200
 DEMO_BATCH = 8
 DEMO_SEED = 0
-#: Training batches for the batch-norm re-estimation before export (see benchmark.load_calibrated).
-DEMO_BN_BATCHES = 40
+#: Training batches for a batch-norm re-estimation before export (benchmark.load_calibrated); 0: none.
+#: Not needed since the small config's batch-norm momentum is 0.9: at 1200 steps it changed the test
+#: metrics by <= 0.002 m3/m3 in ubRMSE / RMSE and -0.006 in R.
+DEMO_BN_BATCHES = 0
 TITLE = "smqgis fusion model, small config - DEMO trained on simulated data"
 DESCRIPTION = (
     "Full variant (S1 + S2 + DEM + SoilGrids + SMAP + GLDAS) of the paper-000 fusion model, small config, "
@@ -167,14 +169,17 @@ def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8) -> di
 
 def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: Path) -> dict[str, Any]:
     """Dataset -> training -> test metrics -> ONNX export -> sample-scene check; returns the sidecar."""
-    from training.export import export_model
+    from training.export import export_model, load_trained
 
     start = time.perf_counter()
     data_dir = work_dir / "data"
     dataset = ensure_dataset(world, data_dir)
     model_dir = work_dir / f"demo_full_small_{DEMO_STEPS}"  # one folder per budget: never resume a different run
     train_seconds = train_run(data_dir, "full", DEMO_SEED, DEMO_STEPS, DEMO_BATCH, model_dir)
-    model, cfg, variant = load_calibrated(model_dir, str(data_dir / "train-*.tfrecord.gz"), batches=DEMO_BN_BATCHES)
+    if DEMO_BN_BATCHES:
+        model, cfg, variant = load_calibrated(model_dir, str(data_dir / "train-*.tfrecord.gz"), batches=DEMO_BN_BATCHES)
+    else:
+        model, cfg, variant, _ = load_trained(model_dir)
     test = load_split(str(data_dir / "test-*.tfrecord.gz"))
     test_metrics = score(predict_model(model, test, variant), test)
     smap_metrics = score(smap_alone(test), test)

@@ -1,6 +1,6 @@
 """Regenerate the bundled resources from fixed seeds: the sample scene and the demo model.
 
-    python -m training.simulate.make_resources                 # sample scene + demo model (~30 min on 2 CPU cores)
+    python -m training.simulate.make_resources                 # sample scene + demo model (~35 min on 2 CPU cores)
     python -m training.simulate.make_resources --sample-only   # the sample scene only (~6 s)
 
 The sample scene goes to ``resources/sample/`` (see ``training.simulate.scene``).
