@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 
@@ -38,3 +39,33 @@ def test_demo_model_is_labelled_simulated(tmp_path, capsys):
     assert demo.main(["--output", str(tmp_path / "demo.tif")]) == 0
     assert "simulated" in capsys.readouterr().out.lower()
     assert Path(tmp_path / "demo.tif").is_file()
+
+
+def test_fast_and_exact_agree_on_the_sample_with_the_demo_model():
+    """Fast (fully-convolutional) and exact (window per pixel) maps of the sample agree.
+
+    Tolerance: mean |fast - exact| <= 0.005 m3/m3 (issue 5's target; a tenth of the SMAP
+    accuracy requirement) and max <= 0.01 m3/m3. They are not identical by design: in exact
+    mode the encoder sees zero padding at each 2.56 km window's border, in fast mode it sees the
+    real neighbouring pixels there; the centre-weighted pooling gives those border cells little
+    weight, so the difference is small but not zero (measured 0.0011 mean, 0.0033 max).
+    """
+    if not demo.DEMO_MODEL.is_file():
+        pytest.skip("the demo model is not there yet")
+    from smqgis.core.model import load_model
+    from smqgis.core.pipeline import estimate_sm_arrays
+
+    model = load_model(str(demo.DEMO_MODEL), provider="cpu")
+    inputs = demo.sample_inputs()
+    fast, fast_cov, fast_grid = estimate_sm_arrays(model, inputs, mode="fast")
+    exact, exact_cov, _ = estimate_sm_arrays(model, inputs, mode="exact")
+    assert fast.shape == exact.shape == (16, 16)
+    np.testing.assert_array_equal(fast_cov, exact_cov)
+    assert np.all(fast_cov == 1.0)
+    diff = np.abs(fast.astype(np.float64) - exact.astype(np.float64))
+    assert diff.mean() <= 0.005, diff.mean()
+    assert diff.max() <= 0.01, diff.max()
+    # and they are not trivially equal: fast mode does see context exact mode pads with zeros
+    assert diff.max() > 1e-6
+    # the map varies across the scene far more than the two modes differ
+    assert np.std(fast) > 5 * diff.mean()
