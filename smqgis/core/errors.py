@@ -19,5 +19,9 @@ class ModelError(SmqgisError):
     """The ONNX file is corrupt, not an smqgis model, or does not match its metadata."""
 
 
+class InferenceError(SmqgisError):
+    """onnxruntime failed while evaluating the model (e.g. out of memory on the device)."""
+
+
 class Cancelled(SmqgisError):
     """The user cancelled the run; nothing was written."""

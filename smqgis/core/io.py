@@ -328,6 +328,13 @@ def open_layer(key: str, path: str, needed: list[str], *, bands: dict[str, int] 
     by_desc = successor and any(
         d and normalise_band_name(d) == normalise_band_name(successor["ee_band"]) for d in descriptions
     )
+    if successor and by_desc and product == source.ee_collection:
+        ds.close()
+        raise InputError(
+            f"the {key} input {path} has a band described {successor['ee_band']!r}, the successor product "
+            f"{successor['ee_collection']} ({successor['units']}), but the product was set to {product}; "
+            f"choose {successor['ee_collection']} as the SMAP product (or leave it unset)"
+        )
     if successor and (product == successor["ee_collection"] or (product is None and by_desc)):
         native_scale = float(successor["to_native_scale"])
         used_product = successor["ee_collection"]
@@ -548,6 +555,10 @@ class GeoTiffWriter:
         self.ds.update_tags(**tags)
         self.ds.update_tags(1, units="m3/m3", quantity="volumetric soil moisture")
         self.ds.close()
+        # mkstemp makes the file private (0600); a map gets the permissions of any new file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp_path, 0o666 & ~umask)
         os.replace(self.tmp_path, self.output_path)
 
     def abort(self) -> None:

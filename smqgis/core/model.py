@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import schema
-from .errors import InputError, ModelError
+from .errors import InferenceError, InputError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,14 @@ class FusionModel:
             if given[role] is None:
                 raise ValueError(f"the model needs the {role!r} input")
             feeds[role] = np.ascontiguousarray(given[role], dtype=np.float32)
-        (out,) = self.session.run([self.output_name], feeds)
+        try:
+            (out,) = self.session.run([self.output_name], feeds)
+        except Exception as exc:  # onnxruntime's pybind errors (Fail, RuntimeException, ...) derive from Exception
+            shapes = {role: tuple(arr.shape) for role, arr in feeds.items()}
+            raise InferenceError(
+                f"onnxruntime failed on {self.providers[0] if self.providers else 'its provider'} with inputs "
+                f"{shapes} ({type(exc).__name__}: {exc}); try a smaller tile (tile_px / TILE_PX) or the CPU provider"
+            ) from exc
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
 

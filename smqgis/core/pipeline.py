@@ -103,13 +103,15 @@ def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | Non
 
     out_res, roles = g.role_grids(meta)
     first_crs = next(iter(layers.values())).dataset.crs
+    # the extent's CRS is resolved once, before dst_crs gets its default (the UTM zone)
+    extent_crs = extent_crs or dst_crs or first_crs
     if extent is not None:
         extent = tuple(float(v) for v in extent)
         if len(extent) != 4 or extent[0] >= extent[2] or extent[1] >= extent[3]:
             raise InputError(f"the extent {extent} is not (xmin, ymin, xmax, ymax) with xmin < xmax and ymin < ymax")
     if dst_crs is None:
         if extent is not None:
-            box = g.bounds_in(extent_crs or first_crs, extent, "EPSG:4326")
+            box = g.bounds_in(extent_crs, extent, "EPSG:4326")
         else:
             boxes = [g.bounds_in(lay.dataset.crs, tuple(lay.dataset.bounds), "EPSG:4326") for lay in layers.values()]
             box = g.intersect(boxes)
@@ -128,7 +130,7 @@ def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | Non
     if extent is None:
         grid = g.grid_inside(overlap, crs, out_res, roles)
     else:
-        ext = g.bounds_in(extent_crs or crs, extent, crs)
+        ext = g.bounds_in(extent_crs, extent, crs)
         if g.intersect([ext, overlap]) is None:
             raise InputError(
                 f"the extent {tuple(round(v) for v in ext)} ({crs}) lies outside the area where all inputs overlap "
@@ -262,7 +264,8 @@ def estimate_sm_320m(
         (xmin, ymin, xmax, ymax) in ``extent_crs``; default: where all inputs overlap, shrunk so
         every window lies inside the inputs.
     extent_crs : str, optional
-        CRS of ``extent``; default ``dst_crs``, or the first input's CRS when that is also None.
+        CRS of ``extent``; default ``dst_crs``, or when that is also None the CRS of the model's first
+        input (Sentinel-1 for the fusion model).
     dst_crs : str, optional
         Projected metric output CRS; default: the UTM zone of the extent's centre.
     mode : {"fast", "exact"}

@@ -73,8 +73,10 @@ INPUT_PARAMETERS: tuple[InputParameter, ...] = (
     InputParameter("gldas", "GLDAS", "GLDAS_BANDS", "GLDAS Noah (SoilMoi0_10cm_inst [kg/m2])"),
 )
 
-#: SMAP_PRODUCT choices: (Earth Engine collection, units) - the engine harmonises units.
-SMAP_PRODUCTS: tuple[tuple[str, str], ...] = (
+#: SMAP_PRODUCT choices: (Earth Engine collection, units) - the engine harmonises units. The first,
+#: "auto", lets the engine tell the product from the band description (sm_surface = the successor).
+SMAP_PRODUCTS: tuple[tuple[str | None, str], ...] = (
+    (None, "from the band description"),
     (sources.SOURCES["smap"].ee_collection, sources.SOURCES["smap"].bands[0].units),
     (sources.SOURCES["smap"].successor["ee_collection"], sources.SOURCES["smap"].successor["units"]),
 )
@@ -135,6 +137,8 @@ def gdal_path(layer: QgsRasterLayer) -> str:
     """The file path GDAL opens for ``layer`` (its source without QGIS URI options)."""
     source = layer.source()
     parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), source)
+    if parts.get("layerName") or parts.get("vsiPrefix"):
+        return source  # a NetCDF/HDF subdataset or a /vsizip/ path: GDAL's own dataset name
     return str(parts.get("path") or source)
 
 
@@ -237,9 +241,10 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             "<p><b>Sentinel-1 incidence angle</b>: a constant angle (deg) used when the Sentinel-1 raster "
             "has no angle band; a warning is logged because the true angle varies across the swath "
             "(about 30-46 deg in IW mode).</p>"
-            "<p><b>SMAP product</b>: NASA_USDA/HSL/SMAP10KM_soil_moisture (ssm in mm, what the model was "
-            "trained on) or its successor NASA/SMAP/SPL4SMGP/007 (sm_surface in m3/m3, converted to mm "
-            "over 5 cm).</p>"
+            "<p><b>SMAP product</b>: auto (default: a band described sm_surface is the successor, anything "
+            "else the 10 km product), NASA_USDA/HSL/SMAP10KM_soil_moisture (ssm in mm, what the model was "
+            "trained on, until 2022-08-02) or its successor NASA/SMAP/SPL4SMGP/007 (sm_surface in m3/m3, "
+            "converted to mm over 5 cm). The output's tags say which product was used.</p>"
             "<p><b>Extent</b>: the area to map; default: where all inputs overlap. <b>Output CRS</b>: a "
             "projected CRS in metres; default: the UTM zone of the extent's centre.</p>"
             "<p><b>Inference mode</b>: <i>fast</i> runs the high-resolution encoder once over large tiles "
@@ -295,7 +300,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
                     QgsProcessingParameterEnum(
                         self.SMAP_PRODUCT,
                         self.tr("SMAP product"),
-                        options=[f"{collection} ({units})" for collection, units in SMAP_PRODUCTS],
+                        options=[f"{collection or 'auto'} ({units})" for collection, units in SMAP_PRODUCTS],
                         defaultValue=0,
                     )
                 )
@@ -405,6 +410,11 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 f"Could not write or read a file ({exc}); check the output path and the input files."
             ) from None
+        except MemoryError:
+            raise QgsProcessingException(
+                f"Out of memory with the {provider} execution provider; no output was written. "
+                "Try a smaller tile (TILE_PX) or a smaller extent."
+            ) from None
 
         feedback.pushInfo(f"Execution provider: {result.provider} (mode {result.mode})")
         for warning in result.warnings:
@@ -465,7 +475,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             if spec.source == "sentinel1" and "angle" in needs[spec.source]:
                 self._apply_angle_constant(layer_input, parameters, context, feedback)
             if spec.source == "smap" and parameters.get(self.SMAP_PRODUCT) not in (None, ""):
-                # not given (e.g. omitted in qgis_process): the engine recognises the successor by its band name
+                # "auto" (None) or omitted: the engine recognises the successor by its band description
                 layer_input.product = SMAP_PRODUCTS[self.parameterAsEnum(parameters, self.SMAP_PRODUCT, context)][0]
             inputs[spec.source] = layer_input
             LOGGER.debug("input %s: %s bands=%s", spec.source, layer_input.path, bands)
@@ -563,5 +573,6 @@ def with_parameter_hint(message: str) -> str:
 
 
 def crs_to_text(crs: QgsCoordinateReferenceSystem) -> str:
-    """A CRS as the engine takes it: the authority id (``EPSG:32630``), else WKT."""
-    return crs.authid() or crs.toWkt()
+    """A CRS as the engine takes it: an EPSG id (``EPSG:32630``), else WKT (custom ``USER:`` CRSs)."""
+    authid = crs.authid()
+    return authid if authid.upper().startswith("EPSG:") else crs.toWkt()

@@ -29,7 +29,7 @@ class SoilMoistureLayerStyler(QgsProcessingLayerPostProcessorInterface):
 
     #: QGIS holds post-processors by raw pointer: keep the Python object alive
     #: after the algorithm instance that created it is deleted.
-    _instance: SoilMoistureLayerStyler | None = None
+    _instances: list[SoilMoistureLayerStyler] = []
 
     def __init__(self, layer_name: str) -> None:
         super().__init__()
@@ -37,9 +37,10 @@ class SoilMoistureLayerStyler(QgsProcessingLayerPostProcessorInterface):
 
     @classmethod
     def create(cls, layer_name: str) -> SoilMoistureLayerStyler:
-        """A styler for ``layer_name``, kept referenced until the next one is created."""
-        cls._instance = cls(layer_name)
-        return cls._instance
+        """A styler for ``layer_name``, kept referenced for the session (several runs may be pending)."""
+        styler = cls(layer_name)
+        cls._instances.append(styler)
+        return styler
 
     def postProcessLayer(  # noqa: N802 - QGIS API
         self, layer: QgsMapLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback

@@ -137,3 +137,14 @@ def test_inputs_that_do_not_overlap(context_model, scene, out_dir, tmp_path):
     with pytest.raises(InputError, match="do not overlap"):
         estimate_sm_320m(context_model, inputs, str(out_dir / "sm.tif"))
     assert np.isfinite(profile["transform"].f)
+
+
+def test_successor_band_with_the_old_product_is_refused(context_model, scene, out_dir, tmp_path):
+    """An SPL4SMGP raster (band sm_surface, m3/m3) declared as the 10 km product (mm) would be fed
+    to the model 50x too small: it is refused with the product to choose."""
+    from dataclasses import replace as dc_replace
+
+    path = _copy_bands(scene["smap"].path, tmp_path / "spl4.tif", [1], ["sm_surface"])
+    inputs = {**scene, "smap": dc_replace(scene["smap"], path=path, product="NASA_USDA/HSL/SMAP10KM_soil_moisture")}
+    with pytest.raises(InputError, match="NASA/SMAP/SPL4SMGP/007"):
+        estimate_sm_320m(context_model, inputs, str(out_dir / "sm.tif"))

@@ -145,6 +145,7 @@ def test_algorithm_parameters(smqgis_provider: object) -> None:
     assert params["MODE"].defaultValue() == 0
     assert params["PROVIDER"].options() == ["auto (GPU if available)", "cpu", "cuda"]
     assert params["SMAP_PRODUCT"].options() == [
+        "auto (from the band description)",
         "NASA_USDA/HSL/SMAP10KM_soil_moisture (mm)",
         "NASA/SMAP/SPL4SMGP/007 (m3/m3)",
     ]

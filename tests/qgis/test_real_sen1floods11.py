@@ -113,12 +113,12 @@ def test_exact_mode_is_passed_through(smqgis_provider: object, model_path: Path,
 
 
 def test_smap_successor_product_is_passed_through(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
-    """SMAP_PRODUCT=1 declares the SPL4SMGP successor (m3/m3); the engine records and harmonises it."""
+    """SMAP_PRODUCT=2 declares the SPL4SMGP successor (m3/m3); the engine records and harmonises it."""
     import processing
 
     static = write_spain_inputs(tmp_path)
     params = spain_params(static, tmp_path / "sm_spl4.tif", model_path)
-    params["SMAP_PRODUCT"] = 1
+    params["SMAP_PRODUCT"] = 2
     processing.run(ALG_ID, params)
     with rasterio.open(params["OUTPUT"]) as out:
         assert out.tags()["INPUT_SMAP_PRODUCT"] == "NASA/SMAP/SPL4SMGP/007"
