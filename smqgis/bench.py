@@ -106,9 +106,9 @@ def count_flops(model_path: Path, high_res_hw: tuple[int, int], n_windows: int =
 def ort_peak_gflops(threads: int, n: int = 2048, repeats: int = 3) -> float:
     """onnxruntime's MatMul throughput (GFLOP/s) on n x n x n, best of ``repeats``, same session options."""
     import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
 
     from .core.model import session_options
-    from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     b = numpy_helper.from_array(rng.standard_normal((n, n)).astype(np.float32), "b")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import metrics
+from .core import metrics, schema
 from .core.errors import SmqgisError
 from .core.pipeline import LayerInput, estimate_sm_320m
 
@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(DEMO_MODEL), help="smqgis .onnx model (default: the demo model)")
     parser.add_argument("--sample", default=str(SAMPLE), help="sample scene folder with manifest.json")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="output GeoTIFF")
-    parser.add_argument("--mode", default="fast", choices=("fast", "exact"))
-    parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--mode", default="fast", choices=schema.INFERENCE_MODES)
+    parser.add_argument("--provider", default="auto", choices=schema.EXECUTION_PROVIDERS)
     parser.add_argument("--via", default="core", choices=("core", "qgis_process"),
                         help="core: call smqgis.core directly; qgis_process: run the plugin's Processing algorithm")
     parser.add_argument("--no-png", action="store_true", help="do not write the quicklook PNG")

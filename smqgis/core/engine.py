@@ -27,13 +27,14 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from . import schema
 from .errors import Cancelled
 from .grid import ModelGrid
 from .io import NODATA, TileInputs, TileReader
 
 log = logging.getLogger(__name__)
 
-MODES = ("fast", "exact")
+MODES = schema.INFERENCE_MODES
 #: Default peak-memory budget of a fast-mode run on the CPU (MiB): automatic tiles are as large as fits.
 DEFAULT_MEMORY_BUDGET_MIB = 3072
 #: Memory of a run besides the model and its activations (MiB): interpreter and libraries (~150),

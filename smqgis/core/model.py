@@ -20,7 +20,7 @@ from .errors import InferenceError, InputError, ModelError
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("auto", "cpu", "cuda")
+PROVIDERS = schema.EXECUTION_PROVIDERS
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 

@@ -56,6 +56,10 @@ METADATA_KEY = "smqgis"
 MODEL_KINDS = ("fusion_320m", "smen_3km")
 INPUT_NAMES = ("high_res", "low_res", "coarse")
 OUTPUT_NAME = "soil_moisture"
+#: The two ways of calling the graph (see above): fast (fully-convolutional, the default) and exact.
+INFERENCE_MODES = ("fast", "exact")
+#: onnxruntime execution providers a caller may ask for ("auto": CUDA when available, else CPU).
+EXECUTION_PROVIDERS = ("auto", "cpu", "cuda")
 SIMULATED_LABEL = "DEMO model trained on simulated data - not for real-world use"
 
 _HR_S1 = ["sentinel1/VV", "sentinel1/VH", "sentinel1/angle"]

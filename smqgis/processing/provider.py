@@ -11,8 +11,8 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .ids import PROVIDER_ID
 from .estimate_sm_320m import EstimateSm320mAlgorithm
+from .ids import PROVIDER_ID
 
 #: The plugin folder (the repository root): smqgis/processing/provider.py -> ../../
 PLUGIN_DIR = Path(__file__).resolve().parents[2]
