@@ -14,9 +14,9 @@ import rasterio
 from smqgis.core import sources
 from smqgis.core.encoding import decode
 from training.simulate import forward as fw
-from training.simulate.insitu import GOOD_FLAGS, place_sensors
-from training.simulate.scene import build_sample_scene
-from training.simulate.tfrecords import DatasetSpec, joined_anchors, write_dataset
+from training.simulate.insitu import FREE_NETWORK, GOOD_FLAGS, place_free_points, place_sensors
+from training.simulate.scene import DATES_DIR, SCENE_KINDS, build_sample_scene
+from training.simulate.tfrecords import DatasetSpec, PatchRenderer, joined_anchors, write_dataset
 from training.simulate.world import World, grid_axes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,19 @@ def scene_dir(tmp_path_factory: pytest.TempPathFactory, world: World) -> Path:
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.suffix in (".tif", ".json")}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*")) if p.suffix in (".tif", ".json")
+    }
+
+
+@pytest.fixture(scope="module")
+def dates_dir(tmp_path_factory: pytest.TempPathFactory, world: World) -> Path:
+    from training.simulate.scene import build_sample_dates
+
+    out = tmp_path_factory.mktemp("dates")
+    build_sample_dates(out, world)
+    return out
 
 
 def test_same_seed_same_bytes(scene_dir: Path, tmp_path: Path) -> None:
@@ -44,10 +56,85 @@ def test_same_seed_same_bytes(scene_dir: Path, tmp_path: Path) -> None:
     assert _hashes(tmp_path) == _hashes(scene_dir)
 
 
-def test_committed_sample_is_what_the_generator_writes(scene_dir: Path) -> None:
-    assert _hashes(SAMPLE) == _hashes(scene_dir), "resources/sample is stale: run python -m training.simulate.make_resources --sample-only"
-    shipped = [p for p in SAMPLE.iterdir() if p.suffix in (".tif", ".json", ".md")]
-    assert sum(p.stat().st_size for p in shipped) <= 10 * 1024 * 1024
+def test_committed_sample_is_what_the_generator_writes(dates_dir: Path) -> None:
+    assert _hashes(SAMPLE) == _hashes(dates_dir), "resources/sample is stale: run python -m training.simulate.make_resources --sample-only"
+    shipped = [p for p in SAMPLE.rglob("*") if p.suffix in (".tif", ".json", ".md")]
+    assert sum(p.stat().st_size for p in shipped) <= 16 * 1024 * 1024
+
+
+def test_sample_has_three_dates_of_the_kinds_it_claims(world: World) -> None:
+    listing = json.loads((SAMPLE / "dates.json").read_text())["dates"]
+    assert [d["kind"] for d in listing] == list(SCENE_KINDS)
+    assert len({d["date"] for d in listing}) == 3
+    by_kind = {d["kind"]: d for d in listing}
+    assert by_kind["dry_fresh_smap"]["smap_age_hours"] < 24.0
+    assert by_kind["after_rain"]["smap_age_hours"] > 48.0
+    for d in listing[1:]:
+        folder = SAMPLE / d["folder"]
+        assert folder.parent.name == DATES_DIR
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert set(manifest["inputs"]) == set(sources.SOURCES)
+        assert manifest["anchor_time"] == d["anchor_time"]
+        # same footprint as the first date
+        with rasterio.open(folder / "sentinel1.tif") as a, rasterio.open(SAMPLE / "sentinel1.tif") as b:
+            assert a.transform == b.transform and a.shape == b.shape
+    truths = [rasterio.open(SAMPLE / d["folder"] / "truth_sm_320m.tif").read(1) for d in listing]
+    assert truths[0].mean() > truths[1].mean() + 0.03, "the after-rain date is wetter than the dry spell"
+
+
+def test_label_is_the_truth_at_the_sensor_pixel(world: World) -> None:
+    """The label of a patch is the world's truth at the sensor's own 10 m pixel (not the patch's corner)."""
+    sensors = place_sensors(world, 12)
+    joins = joined_anchors(world)
+    rng = np.random.default_rng(7)
+    renderer = PatchRenderer(world)
+    for k in rng.choice(len(sensors), size=4, replace=False):
+        sensor = sensors[int(k)]
+        for j in rng.choice(len(joins), size=2, replace=False):
+            join = joins[int(j)]
+            label = renderer.render(sensor, join)["truth"]
+            x, y = np.array([sensor.x_m]), np.array([sensor.y_m])
+            expected = world.soil_moisture(world.static(x, y), x, y, join.s1.whole_day)[0, 0]
+            assert label == pytest.approx(float(expected), abs=1e-12)
+            # the patch's own 10 m truth at its centre pixel is the same value
+            xs, ys = renderer.grid(sensor)
+            assert (xs[256], ys[256]) == (sensor.x_m, sensor.y_m)
+
+
+def test_point_fields_must_match_their_grid(world: World) -> None:
+    """A patch-wide field indexed as if it were a point is refused, wherever the simulator does it."""
+    xs, ys = grid_axes(600_000.0, 3_950_000.0, 8, 8, 10.0)
+    st = world.static(xs, ys)
+    with pytest.raises(ValueError, match="do not match the grid"):
+        world.soil_moisture(st, xs[4:5], ys[4:5], 100)
+    with pytest.raises(ValueError, match="do not match the grid"):
+        world.gldas_proxy(st, xs[4:5], ys[4:5], 100)
+    point = world.soil_moisture(st.at(4, 3), xs[3:4], ys[4:5], 100)[0, 0]
+    assert point == pytest.approx(world.soil_moisture(st, xs, ys, 100)[4, 3], abs=1e-12)
+
+
+def test_sample_320m_truth_is_the_cell_mean_of_the_10m_truth() -> None:
+    manifest = json.loads((SAMPLE / "manifest.json").read_text())
+    with rasterio.open(SAMPLE / "truth_sm_10m.tif") as ds:
+        t10 = ds.read(1).astype(np.float64) * ds.scales[0]
+        tr = ds.transform
+    x0, _, _, y_top = manifest["output_grid"]["extent"][0], 0, 0, manifest["output_grid"]["extent"][3]
+    col0, row0 = int(round((x0 - tr.c) / tr.a)), int(round((y_top - tr.f) / tr.e))
+    inner = t10[row0 : row0 + 512, col0 : col0 + 512]
+    means = inner.reshape(16, 32, 16, 32).mean(axis=(1, 3))
+    with rasterio.open(SAMPLE / "truth_sm_320m.tif") as ds:
+        t320 = ds.read(1).astype(np.float64)
+    np.testing.assert_allclose(t320, means, atol=6e-5)  # the 10 m file is stored in steps of 1e-4
+    assert t320.std() > 0.005, "the 320 m truth varies inside the scene"
+
+
+def test_free_points_stay_away_from_held_out_sensors(world: World) -> None:
+    sensors = place_sensors(world, 40)
+    held = [s for s in sensors if s.split != "train"]
+    points = place_free_points(world, 60, held, min_distance_m=3_000.0)
+    assert len(points) == 60 and all(p.split == "train" and p.sensor_id.startswith(FREE_NETWORK) for p in points)
+    d = np.array([[np.hypot(p.x_m - s.x_m, p.y_m - s.y_m) for s in held] for p in points])
+    assert d.min() >= 3_000.0
 
 
 def test_windows_agree_where_they_overlap(world: World) -> None:
@@ -149,12 +236,15 @@ def test_tfrecords_parse_with_the_training_reader(tmp_path: Path, world: World) 
     tf = pytest.importorskip("tensorflow")
     from training.data import make_dataset
 
-    summary = write_dataset(tmp_path, world, DatasetSpec(n_sensors=5, dates_per_sensor={"train": 2, "val": 1, "test": 1}, shards=1))
-    assert summary["points"]["train"] >= 1
+    summary = write_dataset(tmp_path, world, DatasetSpec(n_sensors=5, dates_per_sensor={"train": 2, "val": 1, "test": 1}, shards=1,
+                                                         free_points=2, free_dates_per_point=2))
+    assert summary["points"]["train"] >= 4 and summary["free_points"] == 2
     ds = make_dataset(str(tmp_path / "train-*.tfrecord.gz"), "full", 1, training=False, seed=0, drop_remainder=False, with_meta=True)
     with open(tmp_path / "readings.csv", newline="") as f:
         readings = list(csv.DictReader(f))
     assert all((r["flag"] in GOOD_FLAGS) == (r["kept"] == "1") for r in readings)
+    free = [r for r in readings if r["sensor_id"].startswith(FREE_NETWORK)]
+    assert len(free) == 4 and all(r["sm_0_5"] == r["truth"] and r["flag"] == "G" for r in free)
     n = 0
     for features, label in ds:
         n += 1

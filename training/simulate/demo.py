@@ -37,7 +37,8 @@ from .world import World
 LOG = logging.getLogger(__name__)
 
 #: The dataset and training run behind the bundled demo model.
-DEMO_SPEC = DatasetSpec(n_sensors=120, dates_per_sensor={"train": 8, "val": 4, "test": 15}, shards=2)
+DEMO_SPEC = DatasetSpec(n_sensors=120, dates_per_sensor={"train": 8, "val": 6, "test": 15}, shards=2,
+                        free_points=600, free_dates_per_point=3)
 DEMO_STEPS = 1200
 DEMO_BATCH = 8
 DEMO_SEED = 0

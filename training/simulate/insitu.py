@@ -82,8 +82,47 @@ def place_sensors(world: World, count: int, margin_m: float = 6_000.0) -> list[S
     return [Sensor(**{**s.__dict__, "split": split_of[k]}) for k, s in enumerate(sensors)]
 
 
+#: Network name of the truth-labelled training points drawn anywhere in the world (not sensors).
+FREE_NETWORK = "SIM-FREE"
+
+
+def place_free_points(world: World, count: int, avoid: list[Sensor], min_distance_m: float = 3_000.0,
+                      margin_m: float = 6_000.0) -> list[Sensor]:
+    """``count`` training points anywhere in the domain, labelled later with the truth itself.
+
+    The simulator knows the truth everywhere, so the training split need not stop at the
+    ISMN-like sensors. Points keep ``min_distance_m`` from every sensor in ``avoid`` (the
+    validation and test sensors), so no training patch (512 px = 5.12 km wide) is centred
+    within 3 km of a held-out sensor and the split by sensor stays meaningful. They are
+    "sensors" without calibration error or noise (gain 1, bias 0, noise 0) and always read
+    flag ``G``; their ids use the network ``SIM-FREE``. Pixel placement is that of
+    :func:`place_sensors` (corners on the 20 m grid).
+    """
+    c = world.config
+    rng = np.random.default_rng(salt_of(c.seed, "free_points", count) & 0xFFFFFFFF)
+    to_lonlat = Transformer.from_crs(c.crs, "EPSG:4326", always_xy=True)
+    held = np.array([(s.x_m, s.y_m) for s in avoid], dtype=np.float64).reshape(-1, 2)
+    points: list[Sensor] = []
+    while len(points) < count:
+        x = 20.0 * np.floor((c.x0_m + margin_m + rng.random() * (c.size_m - 2 * margin_m)) / 20.0) + 5.0
+        y = 20.0 * np.floor((c.y0_m + margin_m + rng.random() * (c.size_m - 2 * margin_m)) / 20.0) + 15.0
+        if held.size and np.min(np.hypot(held[:, 0] - x, held[:, 1] - y)) < min_distance_m:
+            continue
+        lc = int(world.static(np.array([x]), np.array([y])).landcover[0, 0])
+        lon, lat = to_lonlat.transform(x, y)
+        points.append(Sensor(sensor_id=f"{FREE_NETWORK}__P{len(points):05d}__TRUTH", x_m=float(x), y_m=float(y),
+                             lon=float(lon), lat=float(lat), split="train", landcover=lc, gain=1.0, bias_m3m3=0.0,
+                             noise_m3m3=0.0))
+    return points
+
+
 def reading(world: World, sensor: Sensor, truth_m3m3: float, reading_index: int) -> tuple[float, str]:
-    """One reading (m3/m3) of ``sensor`` given its pixel's truth, and its ISMN quality flag."""
+    """One reading (m3/m3) of ``sensor`` given its pixel's truth, and its ISMN quality flag.
+
+    Free points (network ``SIM-FREE``, see :func:`place_free_points`) read the truth itself, flag ``G``.
+    """
+    if sensor.sensor_id.startswith(FREE_NETWORK + "__"):
+        return float(truth_m3m3), "G"
     rng = np.random.default_rng(salt_of(world.config.seed, "reading", sensor.sensor_id, reading_index) & 0xFFFFFFFF)
     flags, probs = zip(*FLAG_PROBS)
     flag = str(rng.choice(flags, p=np.array(probs) / sum(probs)))

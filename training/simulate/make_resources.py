@@ -16,7 +16,7 @@ import logging
 import time
 from pathlib import Path
 
-from .scene import build_sample_scene
+from .scene import build_sample_dates
 from .world import World, WorldConfig
 
 LOG = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
     world = World(WorldConfig(seed=args.seed))
-    build_sample_scene(args.sample_dir, world)
+    build_sample_dates(args.sample_dir, world)
     LOG.info("sample scene written to %s in %.1f s", args.sample_dir, time.perf_counter() - start)
     if args.sample_only:
         return

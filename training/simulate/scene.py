@@ -78,8 +78,29 @@ def iso(world: World, day: float) -> str:
     return world.config.time_of(day).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def choose_scene(world: World, centre: tuple[float, float] = DEFAULT_CENTRE, min_day: int = DEFAULT_MIN_DAY) -> SceneChoice:
-    """First Sentinel-1 image after ``min_day`` that follows rain and has a cloud-free joined Sentinel-2."""
+#: The sample's dates, by name: what each shows (see :func:`choose_scene`).
+SCENE_KINDS = {
+    "after_rain": "just after rain, with 3-day-old SMAP (the hard case: SMAP predates the storm)",
+    "dry_fresh_smap": "a dry spell (< 2 mm of rain in a week) with SMAP from the same day",
+    "ordinary": "an ordinary day: some rain in the previous week, SMAP 1-2 days old",
+}
+
+
+def _rain_mm(world: World, first_day: int, last_day: int) -> float:
+    """Domain-mean rain summed over days ``first_day .. last_day`` (inclusive), mm."""
+    return sum(world.regional_precip_mm(d) for d in range(max(first_day, 0), last_day + 1))
+
+
+def choose_scene(world: World, centre: tuple[float, float] = DEFAULT_CENTRE, min_day: int = DEFAULT_MIN_DAY,
+                 kind: str = "after_rain") -> SceneChoice:
+    """First Sentinel-1 image after ``min_day`` of the given ``kind`` (``SCENE_KINDS``) with a cloud-free joined Sentinel-2.
+
+    ``after_rain``: >= 8 mm of domain-mean rain in the 5 days up to the image. ``dry_fresh_smap``: < 2 mm
+    in the 7 days up to the image and a SMAP retrieval less than 1 day old. ``ordinary``: 2-8 mm in the
+    previous 7 days and SMAP 1-2.5 days old.
+    """
+    if kind not in SCENE_KINDS:
+        raise ValueError(f"unknown scene kind {kind!r}; choose one of {sorted(SCENE_KINDS)}")
     s1s, s2s = fw.s1_acquisitions(world), fw.s2_acquisitions(world)
     smaps, gldass = fw.smap_acquisitions(world), fw.gldas_acquisitions(world)
     clouds = fw.CloudField(world)
@@ -89,15 +110,25 @@ def choose_scene(world: World, centre: tuple[float, float] = DEFAULT_CENTRE, min
     for s1 in s1s:
         if s1.day < min_day:
             continue
-        rain = sum(world.regional_precip_mm(d) for d in range(s1.whole_day - 4, s1.whole_day + 1))
-        s2 = fw.latest_within(s2s, s1.day, bound["sentinel2"], max_cloud)
-        if rain < 8.0 or s2 is None or clouds.opacity(xs, ys, s2).max() > 0.0:
-            continue
+        d = s1.whole_day
         smap = fw.latest_within(smaps, s1.day, bound["smap"])
         gldas = fw.latest_within(gldass, s1.day, bound["gldas"])
-        if smap is not None and gldas is not None:
-            return SceneChoice(centre[0], centre[1], s1, s2, smap, gldas)
-    raise RuntimeError("no Sentinel-1 date with a joined cloud-free Sentinel-2 image; change min_day")
+        if smap is None or gldas is None:
+            continue
+        smap_age = s1.day - smap.day
+        if kind == "after_rain":
+            ok = _rain_mm(world, d - 4, d) >= 8.0
+        elif kind == "dry_fresh_smap":
+            ok = _rain_mm(world, d - 6, d) < 2.0 and smap_age < 1.0
+        else:
+            ok = 2.0 <= _rain_mm(world, d - 6, d) < 8.0 and 1.0 <= smap_age <= 2.5
+        if not ok:
+            continue
+        s2 = fw.latest_within(s2s, s1.day, bound["sentinel2"], max_cloud)
+        if s2 is None or clouds.opacity(xs, ys, s2).max() > 0.0:
+            continue
+        return SceneChoice(centre[0], centre[1], s1, s2, smap, gldas)
+    raise RuntimeError(f"no Sentinel-1 date of kind {kind!r} with a joined cloud-free Sentinel-2 image; change min_day")
 
 
 def _bands(source: str, scale: float = 1.0, extra: dict[str, dict[str, str]] | None = None) -> list[BandSpec]:
@@ -168,10 +199,15 @@ def _cell_grid(bounds: tuple[float, float, float, float], cell_deg: float, margi
     return i0, i1, j0, j1
 
 
-def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: SceneChoice | None = None) -> dict[str, Any]:
-    """Write the sample scene into ``out_dir`` and return its manifest (also written as manifest.json)."""
+def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: SceneChoice | None = None,
+                       kind: str = "after_rain", with_truth_10m: bool = True) -> dict[str, Any]:
+    """Write one date of the sample scene into ``out_dir`` and return its manifest (also manifest.json).
+
+    ``kind`` names the date (``SCENE_KINDS``) when ``choice`` is not given; ``with_truth_10m``
+    writes the 10 m truth too (0.8 MB; the extra dates ship only the 320 m truth).
+    """
     world = world or World()
-    choice = choice or choose_scene(world)
+    choice = choice or choose_scene(world, kind=kind)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     crs = world.config.crs
@@ -271,9 +307,10 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
 
     # truth: the 10 m field and its 320 m block mean on the output grid
     truth = world.soil_moisture(st, xs, ys, choice.s1.whole_day)
-    tb = [BandSpec("soil_moisture", "m3/m3", scale=1e-4)]
-    write_stack(out / "truth_sm_10m.tif", [truth], tb, crs=crs, transform=utm10, dtype="uint16", nodata=65535,
-                acquisition_time=t_s1, product="simulated truth, 0-5 cm")
+    if with_truth_10m:
+        tb = [BandSpec("soil_moisture", "m3/m3", scale=1e-4)]
+        write_stack(out / "truth_sm_10m.tif", [truth], tb, crs=crs, transform=utm10, dtype="uint16", nodata=65535,
+                    acquisition_time=t_s1, product="simulated truth, 0-5 cm")
     halo = int(HALO_M / PIXEL_M)
     cell = int(OUTPUT_CELL_M / PIXEL_M)
     inner = truth[halo : SCENE_PX - halo, halo : SCENE_PX - halo]
@@ -298,10 +335,15 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
         },
         "inputs": files,
         "truth": {
-            "truth_sm_10m": {"path": "truth_sm_10m.tif", "units": "m3/m3", "grid": "the Sentinel-1 10 m grid"},
+            **({"truth_sm_10m": {"path": "truth_sm_10m.tif", "units": "m3/m3", "grid": "the Sentinel-1 10 m grid"}}
+               if with_truth_10m else {}),
             "truth_sm_320m": {"path": "truth_sm_320m.tif", "units": "m3/m3", "grid": "output_grid"},
         },
         "scene": {
+            "kind": kind,
+            "what": SCENE_KINDS.get(kind, ""),
+            "smap_age_hours": round(24.0 * (choice.s1.day - choice.smap.day), 1),
+            "rain_5_days_mm": round(_rain_mm(world, choice.s1.whole_day - 4, choice.s1.whole_day), 1),
             "s2_cloudy_pixel_percentage": choice.s2.cloud_percent,
             "truth_mean_m3m3": round(float(truth.mean()), 4),
             "truth_320m_std_m3m3": round(float(truth320.std()), 4),
@@ -310,3 +352,32 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     LOG.info("sample scene %s at %s: %s", out, t_s1, sorted(p.name for p in out.glob("*")))
     return manifest
+
+
+#: Folder (inside the sample folder) of the extra dates, one complete scene per date.
+DATES_DIR = "dates"
+
+
+def build_sample_dates(out_dir: str | Path, world: World | None = None) -> dict[str, Any]:
+    """The sample on three dates of one footprint (``SCENE_KINDS``).
+
+    The first date (``after_rain``) is written into ``out_dir`` itself, as before; every other
+    date is a complete scene (all six inputs and the 320 m truth; no 10 m truth, to keep the
+    resources small) in ``out_dir/dates/<YYYY-MM-DD>/``. ``out_dir/dates.json`` lists them all.
+    """
+    world = world or World()
+    out = Path(out_dir)
+    listing = []
+    for k, kind in enumerate(SCENE_KINDS):
+        folder = out if k == 0 else None
+        choice = choose_scene(world, kind=kind)
+        date = world.config.time_of(choice.s1.day).strftime("%Y-%m-%d")
+        folder = folder or out / DATES_DIR / date
+        manifest = build_sample_scene(folder, world, choice, kind=kind, with_truth_10m=(k == 0))
+        listing.append({"date": date, "kind": kind, "what": SCENE_KINDS[kind],
+                        "folder": "." if k == 0 else f"{DATES_DIR}/{date}", "anchor_time": manifest["anchor_time"],
+                        "smap_age_hours": manifest["scene"]["smap_age_hours"]})
+    summary = {"what": "simulated sample scene on three dates (synthetic data, not real observations)",
+               "seed": world.config.seed, "dates": listing}
+    (out / "dates.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary

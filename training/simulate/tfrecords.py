@@ -33,7 +33,7 @@ from smqgis.core import sources
 from smqgis.core.encoding import encode
 
 from . import forward as fw
-from .insitu import GOOD_FLAGS, SPLITS, Sensor, place_sensors, reading
+from .insitu import FREE_NETWORK, GOOD_FLAGS, SPLITS, Sensor, place_free_points, place_sensors, reading
 from .noise import salt_of
 from .world import LANDCOVER, World, WorldConfig, grid_axes
 
@@ -52,11 +52,17 @@ class DatasetSpec:
         dates_per_sensor: Sentinel-1 dates tried per sensor, per split (readings
             with bad flags are then dropped, like the paper's filter).
         shards: TFRecord files per split.
+        free_points: training points drawn anywhere in the world (away from the held-out
+            sensors) and labelled with the truth at the point (``insitu.place_free_points``).
+        free_dates_per_point: Sentinel-1 dates per free point (the patch's static fields are
+            computed once per point, so a few dates per point are cheaper than more points).
     """
 
     n_sensors: int = 150
     dates_per_sensor: dict[str, int] = field(default_factory=lambda: {"train": 10, "val": 15, "test": 15})
     shards: int = 2
+    free_points: int = 0
+    free_dates_per_point: int = 3
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,8 @@ class PatchRenderer:
         values.update({f"soilgrids/{b}": self.soil[b] for b in ("sand", "silt", "clay", "bdod")})
         values["smap/ssm"] = self.coarse.smap_ssm_mm(i, j, join.smap)
         values["gldas/SoilMoi0_10cm_inst"] = self.coarse.gldas_kgm2(gi, gj, join.gldas)
-        values["truth"] = float(w.soil_moisture(st, xs[256:257], ys[256:257], join.s1.whole_day)[0, 0])
+        c = PATCH_PX // 2  # the sensor's own pixel
+        values["truth"] = float(w.soil_moisture(st.at(c, c), xs[c : c + 1], ys[c : c + 1], join.s1.whole_day)[0, 0])
         return values
 
 
@@ -161,7 +168,8 @@ def _write_shard(args: tuple[dict[str, Any], list[dict[str, Any]], dict[str, int
     def examples() -> Iterator[dict[str, Any]]:
         for sd in sensor_dicts:
             sensor = Sensor(**sd)
-            for join in sensor_points(world, sensor, joins, dates[sensor.split]):
+            free = sensor.sensor_id.startswith(FREE_NETWORK + "__")
+            for join in sensor_points(world, sensor, joins, dates["free" if free else sensor.split]):
                 rday = reading_day(join.s1)
                 values = renderer.render(sensor, join)
                 value, flag = reading(world, sensor, values["truth"], join.s1.index)
@@ -189,12 +197,17 @@ def write_dataset(
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     sensors = place_sensors(world, spec.n_sensors)
+    held_out = [s for s in sensors if s.split != "train"]
+    free = place_free_points(world, spec.free_points, held_out) if spec.free_points else []
+    dates = {**spec.dates_per_sensor, "free": spec.free_dates_per_point}
     jobs = []
     for split in SPLITS:
         members = [asdict(s) for s in sensors if s.split == split]
+        if split == "train":
+            members += [asdict(s) for s in free]
         for k in range(spec.shards):
             path = str(out / f"{split}-{k:05d}-of-{spec.shards:05d}.tfrecord.gz")
-            jobs.append((asdict(world.config), members[k :: spec.shards], dict(spec.dates_per_sensor), path))
+            jobs.append((asdict(world.config), members[k :: spec.shards], dates, path))
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(_write_shard, jobs))
@@ -216,6 +229,8 @@ def write_dataset(
         "files": {split: sorted(Path(r["path"]).name for r in results if Path(r["path"]).name.startswith(split)) for split in SPLITS},
         "points": {split: sum(r["count"] for r in results if Path(r["path"]).name.startswith(split)) for split in SPLITS},
         "sensors": {split: sum(s.split == split for s in sensors) for split in SPLITS},
+        "free_points": len(free),
+        "points_per_second": round(sum(r["count"] for r in results) / max(time.perf_counter() - start, 1e-9), 2),
         "readings_dropped_by_flag": sum(1 - r["kept"] for r in readings),
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -236,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-dates", type=int, default=15)
     parser.add_argument("--test-dates", type=int, default=15)
     parser.add_argument("--shards", type=int, default=2, help="files per split")
+    parser.add_argument("--free-points", type=int, default=0, help="truth-labelled training points anywhere")
+    parser.add_argument("--free-dates", type=int, default=3, help="Sentinel-1 dates per free point")
     parser.add_argument("--workers", type=int, default=1, help="processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -243,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         n_sensors=args.sensors,
         dates_per_sensor={"train": args.train_dates, "val": args.val_dates, "test": args.test_dates},
         shards=args.shards,
+        free_points=args.free_points,
+        free_dates_per_point=args.free_dates,
     )
     write_dataset(args.out, World(WorldConfig(seed=args.seed)), spec, workers=args.workers)
 

@@ -110,6 +110,16 @@ class StaticFields:
     soil_brightness: np.ndarray  # multiplier of dry-soil reflectance
     fine_sm: np.ndarray  # multiplicative 10 m soil-moisture heterogeneity
 
+    def at(self, row: int, col: int) -> StaticFields:
+        """The fields of one pixel as ``[1, 1]`` arrays (a point of the grid, not the whole grid).
+
+        Use it with the point's own coordinates, e.g.
+        ``world.soil_moisture(st.at(i, j), xs[j : j + 1], ys[i : i + 1], day)``: passing the whole
+        grid's fields with one point's coordinates broadcasts the grid's static fields against that
+        point's weather, which is how the simulator once labelled every patch with its corner pixel.
+        """
+        return StaticFields(**{k: v[row : row + 1, col : col + 1] for k, v in self.__dict__.items()})
+
     @property
     def theta_min(self) -> np.ndarray:
         """Residual (wilting-point-like) soil moisture, m3/m3: clay holds more water."""
@@ -280,7 +290,12 @@ class World:
     def soil_moisture(
         self, st: StaticFields, xs: np.ndarray, ys: np.ndarray, day: int, cover: np.ndarray | None = None
     ) -> np.ndarray:
-        """Truth of the 0-5 cm volumetric soil moisture (m3/m3) on the grid, day ``day``."""
+        """Truth of the 0-5 cm volumetric soil moisture (m3/m3) on the grid, day ``day``.
+
+        ``st`` must be the static fields of exactly the grid ``ys x xs`` (checked).
+        """
+        if st.landcover.shape != (len(ys), len(xs)):
+            raise ValueError(f"static fields of shape {st.landcover.shape} do not match the grid {(len(ys), len(xs))}")
         if cover is None:
             cover, _ = self.vegetation(st, day)
         api = self.api_at(xs, ys, day)
@@ -298,6 +313,8 @@ class World:
 
     def gldas_proxy(self, st: StaticFields, xs: np.ndarray, ys: np.ndarray, day: int) -> np.ndarray:
         """A land-model-like 0-10 cm soil moisture (m3/m3): slow drying, no fine-scale detail."""
+        if st.landcover.shape != (len(ys), len(xs)):
+            raise ValueError(f"static fields of shape {st.landcover.shape} do not match the grid {(len(ys), len(xs))}")
         api = self.api_at(xs, ys, day)
         wet = 1.0 - np.exp(-(0.3 * api[1] + 0.7 * api[2]) / (1.6 * API_DEPTH_MM))
         return st.theta_min + (st.theta_max - st.theta_min) * (0.10 + 0.70 * wet)
