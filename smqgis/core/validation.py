@@ -501,9 +501,10 @@ def sample_at(path: str, band: int, lon: np.ndarray, lat: np.ndarray) -> tuple[n
         if ds.crs is None:
             raise ValidationInputError(PARAM_MAPS, f"{os.path.basename(path)} has no CRS; georeference it first")
         xs, ys = warp_transform("EPSG:4326", ds.crs, lon.tolist(), lat.tolist())
-        cols, rows = ~ds.transform * (np.asarray(xs), np.asarray(ys))
-        cols = np.floor(np.asarray(cols)).astype(np.int64)
-        rows = np.floor(np.asarray(rows)).astype(np.int64)
+        inv = ~ds.transform  # map coordinates -> fractional (col, row); floor = the pixel containing the point
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        cols = np.floor(inv.a * xs + inv.b * ys + inv.c).astype(np.int64)
+        rows = np.floor(inv.d * xs + inv.e * ys + inv.f).astype(np.int64)
         inside = (cols >= 0) & (cols < ds.width) & (rows >= 0) & (rows < ds.height)
         nodata = ds.nodatavals[band - 1]
         scale = ds.scales[band - 1] if ds.scales else 1.0

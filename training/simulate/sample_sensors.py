@@ -100,7 +100,9 @@ def make_sensors_csv(sample_dir: Path = SAMPLE_DIR, out_path: Path | None = None
     rows = []
     for d, (when, path) in enumerate(truth_files(sample_dir)):
         with rasterio.open(path) as ds:
-            cols, rws = ~ds.transform * (np.array([s.x_m for s in sensors]), np.array([s.y_m for s in sensors]))
+            inv = ~ds.transform
+            xs, ys = np.array([s.x_m for s in sensors]), np.array([s.y_m for s in sensors])
+            cols, rws = np.floor(inv.a * xs + inv.c), np.floor(inv.e * ys + inv.f)  # north-up grid
             band = ds.read(1, masked=True).astype(np.float64) * ds.scales[0] + ds.offsets[0]
         hour = when.replace(minute=0, second=0, microsecond=0)
         for s, col, row in zip(sensors, cols.astype(int), rws.astype(int)):
