@@ -135,7 +135,8 @@ def render_html(result: ValidationResult, title: str = "In-situ validation of so
     avg_keys = ["what", "n_sensors", "n_points", "ubrmse", "rmse", "r", "bias"]
     avg_rows = [[row[k] for k in avg_keys] for row in result.average_rows()]
     table_rows = result.table_rows()
-    fields = [f for f in CSV_FIELDS if f != "category" or result.stratify_by]
+    fields = [f for f in CSV_FIELDS if (f != "category" or result.stratify_by)
+              and (not f.startswith("smap_") or result.smap_average is not None)]
     sensor_rows = [[row[f] for f in fields] for row in table_rows]
     classes = ["" if row["in_average"] == "yes" else "out" for row in table_rows]
     series_b64, n_series = series_png(result)
