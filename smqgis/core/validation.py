@@ -250,6 +250,40 @@ def _depth_kept(start_m: float, end_m: float) -> bool:
     return tag in KEPT_DEPTHS_CM
 
 
+@contextlib.contextmanager
+def _quiet_ismn() -> Any:
+    """Keep the ismn package's chatter (per-station metadata warnings, progress) out of the user's log."""
+    loggers = [logging.getLogger(name) for name in ("ismn", "ismn_meta_collector")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved):
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+def _ismn_series(network: str, station: Any, sensor: Any, kept: set[str]) -> tuple[SensorSeries | None, int, int]:
+    """One ismn sensor's kept readings (None if none), with the counts of readings read and dropped by flag."""
+    frame = sensor.read_data()
+    flags = frame["soil_moisture_flag"].astype(str).str.strip().to_numpy()
+    ok = np.isin(flags, list(kept))
+    if not ok.any():
+        return None, len(frame), len(frame)
+    times = frame.index[ok].values.astype("datetime64[s]").astype(np.int64)  # ISMN times are UTC
+    values = frame["soil_moisture"].to_numpy(dtype=np.float64)[ok]
+    order = np.argsort(times, kind="stable")
+    attrs = {var.name: str(var.val) for var in reversed(list(sensor.metadata))
+             if var.name not in ("longitude", "latitude", "timerange_from", "timerange_to")}
+    depth = f"{sensor.depth.start * 100:g}-{sensor.depth.end * 100:g} cm"
+    series = SensorSeries(f"{network}__{station.name}__{sensor.instrument}", float(station.lon), float(station.lat),
+                          times[order], values[order], network, station.name, depth, attrs)
+    return series, len(frame), int((~ok).sum())
+
+
 def read_ismn(path: str, kept_flags: Sequence[str] = KEPT_FLAGS,
               keep_location: Callable[[float, float], bool] | None = None) -> InSituData:
     """Read the 0-5 cm soil moisture of an ISMN download (zip archive or unpacked folder) with ``ismn``.
@@ -288,50 +322,37 @@ def read_ismn(path: str, kept_flags: Sequence[str] = KEPT_FLAGS,
     sensors: list[SensorSeries] = []
     n_read = n_dropped = 0
     seen: dict[str, int] = {}
-    try:
+    with _quiet_ismn():
         try:
-            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-                ds = ISMN_Interface(path, meta_path=meta_dir)
-        except Exception as exc:  # noqa: BLE001 - ismn raises many kinds on a foreign folder
-            raise ValidationInputError(
-                PARAM_INSITU, f"{path} could not be read as an ISMN archive ({type(exc).__name__}: {exc}); give "
-                "the .zip downloaded from ismn.earth, the folder it unpacks to, or a CSV"
-            ) from None
-        for network in ds.networks.values():
-            for station in network.stations.values():
-                lon, lat = float(station.lon), float(station.lat)
-                if keep_location is not None and not keep_location(lon, lat):
-                    continue
-                for sensor in station.sensors.values():
-                    if sensor.variable != "soil_moisture" or not _depth_kept(sensor.depth.start, sensor.depth.end):
+            try:
+                with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                    ds = ISMN_Interface(path, meta_path=meta_dir)
+            except Exception as exc:  # noqa: BLE001 - ismn raises many kinds on a foreign folder
+                raise ValidationInputError(
+                    PARAM_INSITU, f"{path} could not be read as an ISMN archive ({type(exc).__name__}: {exc}); give "
+                    "the .zip downloaded from ismn.earth, the folder it unpacks to, or a CSV"
+                ) from None
+            for network in ds.networks.values():
+                for station in network.stations.values():
+                    if keep_location is not None and not keep_location(float(station.lon), float(station.lat)):
                         continue
-                    with contextlib.redirect_stdout(chatter):
-                        frame = sensor.read_data()
-                    flags = frame["soil_moisture_flag"].astype(str).str.strip().to_numpy()
-                    ok = np.isin(flags, list(kept))
-                    n_read += len(frame)
-                    n_dropped += int((~ok).sum())
-                    if not ok.any():
-                        continue
-                    index = frame.index[ok]
-                    times = (index.values.astype("datetime64[s]").astype(np.int64))
-                    values = frame["soil_moisture"].to_numpy(dtype=np.float64)[ok]
-                    sid = f"{network.name}__{station.name}__{sensor.instrument}"
-                    seen[sid] = seen.get(sid, 0) + 1
-                    if seen[sid] > 1:  # a second probe of the same type at 0-5 cm
-                        sid = f"{sid}__{seen[sid]}"
-                    attrs = {}
-                    for var in sensor.metadata:
-                        if var.name not in ("longitude", "latitude", "timerange_from", "timerange_to"):
-                            attrs.setdefault(var.name, str(var.val))
-                    order = np.argsort(times, kind="stable")
-                    depth = f"{sensor.depth.start * 100:g}-{sensor.depth.end * 100:g} cm"
-                    sensors.append(SensorSeries(sid, lon, lat, times[order], values[order], network.name,
-                                                station.name, depth, attrs))
-        with contextlib.suppress(Exception):
-            ds.close_files()
-    finally:
-        shutil.rmtree(meta_dir, ignore_errors=True)
+                    for sensor in station.sensors.values():
+                        if sensor.variable != "soil_moisture" or not _depth_kept(sensor.depth.start, sensor.depth.end):
+                            continue
+                        with contextlib.redirect_stdout(chatter):
+                            series, n_all, n_flagged = _ismn_series(network.name, station, sensor, kept)
+                        n_read += n_all
+                        n_dropped += n_flagged
+                        if series is None:
+                            continue
+                        seen[series.sensor_id] = seen.get(series.sensor_id, 0) + 1
+                        if seen[series.sensor_id] > 1:  # a second probe of the same type at 0-5 cm
+                            series.sensor_id = f"{series.sensor_id}__{seen[series.sensor_id]}"
+                        sensors.append(series)
+            with contextlib.suppress(Exception):
+                ds.close_files()
+        finally:
+            shutil.rmtree(meta_dir, ignore_errors=True)
     log.debug("ismn: %s", chatter.getvalue().strip())
     data = InSituData(sensors, path, "ismn", n_read=n_read, n_dropped_flag=n_dropped)
     for s in sensors:
@@ -604,6 +625,9 @@ class ValidationResult:
         for row in self.average_rows():
             lines.append(f"{row['what']:<12}{row['n_sensors']:>8}{row['n_points']:>8}{row['ubrmse']:>9}"
                          f"{row['rmse']:>9}{row['r']:>8}{row['bias']:>9}")
+        if self.average["n_sensors"] == 0:
+            lines.append(f"(no sensor has {self.min_points} pairs yet: the averages need maps of more dates; the "
+                         "per-sensor rows below are reported for all sensors)")
         lines.append("")
         lines.append(f"{'sensor':<44}{'N':>5}{'ubRMSE':>9}{'RMSE':>9}{'R':>8}{'bias':>9}{'avg':>5}"
                      f"{'SMAP ubRMSE':>12}{'SMAP R':>8}")

@@ -301,3 +301,23 @@ def test_sample_sensors_validate_the_sample_truth(tmp_path: Path) -> None:
     assert abs(float(np.mean(result.pairs.estimate - result.pairs.insitu))) < 0.03
     text = result.table_text()
     assert "SIM-MESONET__ST0000__CS655" in text and "tolerance 1 h" in text
+
+
+def test_unpacked_ceop_folder_and_a_dropped_flag_next_to_the_anchor(ismn_dir: Path, tmp_path: Path) -> None:
+    """Real FR_Aqui readings (CEOP format, unpacked folder): where the reading nearest to a map's time is
+    flagged D, the pair takes the nearest kept reading instead, still within 1 h."""
+    folder = ismn_dir / td.CEOP_FOLDER
+    stm = next((folder / "FR_Aqui" / "fraye").glob("*_sm_*.stm"))
+    raw = td.parse_ceop(stm.read_text())
+    data = validation.read_ismn(str(folder))
+    assert [s.sensor_id for s in data.sensors] == ["FR_Aqui__fraye__ThetaProbe-ML2X"]  # COSMOS: 0-19/21 cm
+    np.testing.assert_array_equal(data.sensors[0].times_s, td.kept(raw)[0])
+    # a D-flagged hourly reading followed by a G one an hour later
+    bad = np.flatnonzero(~np.isin(raw["flags"][:-1], td.KEPT_FLAGS) & np.isin(raw["flags"][1:], td.KEPT_FLAGS)
+                         & (np.diff(raw["times"]) == 3600))
+    k = int(bad[len(bad) // 2])
+    anchor = int(raw["times"][k]) + 600  # 10 min after the dropped reading, 50 min before the kept one
+    m = td.write_map(tmp_path / "fraye.tif", -0.75, 44.5, 8, 8, td.iso(anchor), [(raw["lon"], raw["lat"], 0.2)])
+    result = validation.validate_maps([str(m)], data)
+    assert result.pairs.insitu_time_s.tolist() == [int(raw["times"][k + 1])]
+    assert result.pairs.insitu.tolist() == [raw["values"][k + 1]]

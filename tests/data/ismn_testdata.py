@@ -211,3 +211,22 @@ def multinetwork_case(data_dir: Path, out_dir: Path, tolerance_s: float = 3600.0
             path = out_dir / f"map_{station}_{k:02d}.tif"
             maps.append(write_map(path, west, north, width, height, iso(anchor), points, seed=k))
     return {"archive": archive, "maps": maps, "expected": expected, "gap_anchor": gap_anchor}
+
+
+#: An unpacked ISMN download in the CEOP format: FR_Aqui fraye (5-5 cm, G and D flags) and COSMOS (0-19/21 cm).
+CEOP_FOLDER = "Data_seperate_files_20170810_20180809"
+
+
+def parse_ceop(text: str) -> dict:
+    """An ISMN CEOP-format ``.stm`` file (one reading per line with its station fields), read independently."""
+    times, values, flags = [], [], []
+    for ln in text.splitlines():
+        f = ln.split()
+        if len(f) < 14:
+            continue
+        times.append(np.datetime64(f[0].replace("/", "-") + "T" + f[1], "s").astype(np.int64))
+        values.append(float(f[12]))
+        flags.append(f[13])
+    first = text.split(None, 12)
+    return {"network": first[4], "station": first[6], "lat": float(first[7]), "lon": float(first[8]),
+            "times": np.array(times, dtype=np.int64), "values": np.array(values), "flags": np.array(flags)}

@@ -78,6 +78,7 @@ def test_validate_real_ismn_writes_layer_csv_and_report(smqgis_provider: object,
 
 def test_sensor_layer_is_styled_by_r_with_a_legend(smqgis_provider: object, case: dict, tmp_path: Path) -> None:
     import processing
+
     from smqgis.processing.validate_insitu import R_CLASSES, R_UNDEFINED
 
     result = processing.runAndLoadResults(ALG, _params(case["maps"], case["archive"], tmp_path))
@@ -166,3 +167,25 @@ def test_qgis_process_runs_the_validation(tmp_path: Path) -> None:
     assert results["N_PAIRS"] == 24 and Path(results["OUTPUT_HTML"]).is_file()
     with open(results["OUTPUT_CSV"], newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 24
+
+
+def test_unpacked_ismn_folder_is_accepted_as_insitu(smqgis_provider: object, tmp_path: Path) -> None:
+    import processing
+
+    try:
+        folder = td.ismn_test_data() / td.CEOP_FOLDER
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    raw = td.parse_ceop(next((folder / "FR_Aqui" / "fraye").glob("*_sm_*.stm")).read_text())
+    times, values = td.kept(raw)
+    maps = []
+    for k in range(3):
+        j = 1000 * (k + 1)  # three kept readings far apart; anchors 5 min after them
+        maps.append(td.write_map(tmp_path / f"f{k}.tif", -0.75, 44.5, 8, 8, td.iso(int(times[j]) + 300),
+                                 [(raw["lon"], raw["lat"], float(np.float32(values[j] + 0.01 * k)))]))
+    result = processing.run(ALG, _params(maps, folder, tmp_path))
+    with open(result["OUTPUT_CSV"], newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    bias = np.mean([np.float32(values[1000 * (k + 1)] + 0.01 * k) - values[1000 * (k + 1)] for k in range(3)])
+    assert row["sensor_id"] == "FR_Aqui__fraye__ThetaProbe-ML2X" and row["n"] == "3"
+    assert row["bias"] == f"{bias:.4f}" and row["in_average"] == "no"
