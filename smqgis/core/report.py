@@ -149,7 +149,8 @@ def render_html(result: ValidationResult, title: str = "In-situ validation of so
         "<p class='note'>Model: " + "; ".join(html.escape(x) for x in labels) + "<br>",
         f"Maps: {len(result.maps)} dated layer(s) from {len({m.path for m in result.maps})} raster(s), "
         f"{iso_utc(times[0])} to {iso_utc(times[-1])}<br>",
-        f"In-situ: {html.escape(os.path.basename(result.insitu_source))} ({result.insitu_kind}); kept depths 0-5 cm "
+        f"In-situ: {html.escape(os.path.basename(result.insitu_source))} ({result.insitu_kind})"
+        f"{' - SIMULATED sensors, not measurements' if result.insitu_simulated else ''}; kept depths 0-5 cm "
         "and 5-5 cm, quality flags G, C02, C03, C02,C03 (paper 000, section 2c)<br>",
         f"Pairing: the reading nearest to each map's time within {result.tolerance_s / 3600:g} h; each sensor at the "
         "map pixel that contains it.</p>",

@@ -234,7 +234,9 @@ def read_insitu_csv(path: str, kept_flags: Sequence[str] = KEPT_FLAGS) -> InSitu
         order = np.argsort(times, kind="stable")
         values = np.asarray(entry["v"], dtype=np.float64)[order]
         _check_units(values, f"the CSV {path} (sensor {sid})", PARAM_INSITU)
-        sensors.append(SensorSeries(sid, entry["lon"], entry["lat"], times[order], values, attributes=entry["attrs"]))
+        attrs = entry["attrs"]
+        sensors.append(SensorSeries(sid, entry["lon"], entry["lat"], times[order], values, attrs.get("network", ""),
+                                    attrs.get("station", ""), attributes=attrs))
     data = InSituData(sensors, path, "csv", n_read=len(body), n_dropped_flag=n_dropped)
     if not sensors:
         raise ValidationInputError(
@@ -594,6 +596,7 @@ class ValidationResult:
     stratify_by: str
     warnings: list[str]
     model_labels: list[str]
+    insitu_simulated: bool = False  # every sensor is marked simulated (a "simulated" column that is true)
 
     # --- output -----------------------------------------------------------------------
     def table_rows(self) -> list[dict[str, str]]:
@@ -619,7 +622,8 @@ class ValidationResult:
 
     def table_text(self) -> str:
         """A plain-text table of the averages and the per-sensor metrics, for a terminal."""
-        head = (f"In-situ validation: {len(self.sensors)} sensors, {len(self.pairs)} pairs, tolerance "
+        what = "SIMULATED sensors" if self.insitu_simulated else "sensors"
+        head = (f"In-situ validation: {len(self.sensors)} {what}, {len(self.pairs)} pairs, tolerance "
                 f"{self.tolerance_s / 3600:g} h; averages over sensors with >= {self.min_points} pairs")
         lines = [head, f"{'':<12}{'sensors':>8}{'points':>8}{'ubRMSE':>9}{'RMSE':>9}{'R':>8}{'bias':>9}"]
         for row in self.average_rows():
@@ -826,6 +830,7 @@ def validate_maps(
         min_points=min_points, tolerance_s=float(tolerance_s), maps=layers, insitu_source=data.source,
         insitu_kind=data.kind, stratify_by=stratify_by, warnings=warnings,
         model_labels=sorted({m.model_label for m in layers if m.model_label}),
+        insitu_simulated=bool(series) and all(x.attributes.get("simulated", "").lower() == "true" for x in series),
     )
 
 

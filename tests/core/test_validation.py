@@ -301,6 +301,8 @@ def test_sample_sensors_validate_the_sample_truth(tmp_path: Path) -> None:
     assert abs(float(np.mean(result.pairs.estimate - result.pairs.insitu))) < 0.03
     text = result.table_text()
     assert "SIM-MESONET__ST0000__CS655" in text and "tolerance 1 h" in text
+    assert "SIMULATED sensors" in text and result.insitu_simulated
+    assert {r["network"] for r in result.sensors} == {"SIM-MESONET", "SIM-SCAN", "SIM-USCRN"}
 
 
 def test_unpacked_ceop_folder_and_a_dropped_flag_next_to_the_anchor(ismn_dir: Path, tmp_path: Path) -> None:
