@@ -814,6 +814,12 @@ def validate_maps(
         estimate=np.array(rows["est"], dtype=np.float64), insitu=np.array(rows["obs"], dtype=np.float64),
         smap=np.array(rows["smap"], dtype=np.float64), category=np.array(rows["cat"], dtype=object),
     )
+    top = float(np.max(pairs.estimate)) if len(pairs) else 0.0
+    if top > MAX_VOLUMETRIC:
+        raise ValidationInputError(
+            PARAM_MAPS, f"the maps hold values up to {top:g} at the sensors, which cannot be m3/m3; give "
+            "soil-moisture maps in m3/m3 (a map in percent: divide it by 100)"
+        )
     if not len(pairs):
         raise ValidationInputError(
             PARAM_TOLERANCE, f"no sensor has a kept reading within {tolerance_s / 3600:g} h of any map's time on a "

@@ -18,7 +18,6 @@ from qgis.core import (
     Qgis,
     QgsCoordinateReferenceSystem,
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsGeometry,
@@ -73,6 +72,7 @@ if hasattr(Qgis, "ProcessingSourceType"):  # QGIS >= 3.36
 else:
     TYPE_RASTER = QgsProcessing.TypeRaster
     TYPE_POINT = QgsProcessing.TypeVectorPoint
+WKB_POINT = Qgis.WkbType.Point if hasattr(Qgis, "WkbType") else QgsWkbTypes.Point  # Qgis.WkbType: QGIS >= 3.30
 try:  # QGIS >= 3.38 / Qt 6: fields are typed with QMetaType
     from qgis.PyQt.QtCore import QMetaType
 
@@ -283,7 +283,7 @@ class ValidateInsituAlgorithm(QgsProcessingAlgorithm):
         fields = QgsFields()
         for name in CSV_FIELDS:
             fields.append(QgsField(name, FIELD_TYPES.get(name, _DOUBLE)))
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Point,
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, WKB_POINT,
                                              QgsCoordinateReferenceSystem("EPSG:4326"))
         if sink is None:
             raise QgsProcessingException(f"{self.OUTPUT}: the sensor layer could not be created.")
@@ -291,7 +291,7 @@ class ValidateInsituAlgorithm(QgsProcessingAlgorithm):
             feature = QgsFeature(fields)
             feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(row["lon"], row["lat"])))
             feature.setAttributes([_attribute(row[name]) for name in CSV_FIELDS])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            sink.addFeature(feature)
         result.write_csv(csv_path)
         write_html_report(result, html_path)
         feedback.setProgress(100.0)

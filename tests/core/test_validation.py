@@ -279,6 +279,10 @@ def test_map_not_in_m3m3_unknown_field_and_bad_tolerance(tmp_path: Path) -> None
     with pytest.raises(ValidationInputError) as err:
         validation.validate_maps([str(pct)], insitu)
     assert err.value.parameter == "MAPS" and "UNITS=%" in str(err.value)
+    untagged = td.write_map(tmp_path / "u.tif", WEST, NORTH, SIZE, SIZE, "2020-04-25T00:30:00Z", [(LON, LAT, 20.0)])
+    with pytest.raises(ValidationInputError) as err:
+        validation.validate_maps([str(untagged)], insitu)  # tagged m3/m3 but 20 at the sensor: percent
+    assert err.value.parameter == "MAPS" and "divide it by 100" in str(err.value)
     good = td.write_map(tmp_path / "g.tif", WEST, NORTH, SIZE, SIZE, "2020-04-25T00:30:00Z", [(LON, LAT, 0.2)])
     with pytest.raises(ValidationInputError) as err:
         validation.validate_maps([str(good)], insitu, stratify_field="soil_type")
