@@ -687,70 +687,31 @@ def _stratify_categories(series: list[SensorSeries], stratify_raster: str | None
     return ["" for _ in series], ""
 
 
-def validate_maps(
-    maps: Iterable[str] | Sequence[MapLayer],
-    insitu: str | InSituData,
-    *,
-    tolerance_s: float = DEFAULT_TOLERANCE_S,
-    stratify_raster: str | None = None,
-    stratify_field: str | None = None,
-    min_points: int = metrics.MIN_POINTS,
+def pair_maps(
+    layers: Sequence[MapLayer],
+    series: Sequence[SensorSeries],
+    categories: Sequence[str],
+    tolerance_s: float,
+    warnings: list[str],
+    source_name: str = "the in-situ data",
     progress: Callable[[float, str], None] | None = None,
     is_cancelled: Callable[[], bool] | None = None,
-) -> ValidationResult:
-    """Validate soil-moisture maps against in-situ sensors (paper 000's per-sensor metrics).
+) -> Pairs:
+    """Sample every map at every sensor and pair it with the nearest kept reading within ``tolerance_s``.
 
-    Parameters
-    ----------
-    maps : iterable of str or MapLayer
-        Raster paths (see :func:`open_maps`) or dated layers already opened.
-    insitu : str or InSituData
-        An ISMN archive / folder or a CSV (see :func:`read_insitu`), or data already read.
-    tolerance_s : float
-        Largest time between a map's anchor time and the reading paired with it (s); default 1 h.
-    stratify_raster : str, optional
-        A category raster (band 1, e.g. land cover); each sensor takes the category of its pixel.
-    stratify_field : str, optional
-        A per-sensor field: an extra CSV column or an ISMN metadata variable (``lc_2010``, ``climate_KG``).
-    min_points : int
-        Fewest pairs a sensor needs to enter the averages (the paper's 13).
-    progress, is_cancelled : callable, optional
-        ``progress(percent, message)``; ``is_cancelled()`` polled per map (raises ``Cancelled``).
-
-    Returns
-    -------
-    ValidationResult
+    One pair per sensor and map time (a second map of the same time covering the sensor is skipped
+    with a warning). Counts of sensors outside every map, sensor-dates on nodata and sensor-dates
+    without a reading are appended to ``warnings``.
 
     Raises
     ------
     ValidationInputError
-        Naming the parameter: MAPS, INSITU, TOLERANCE_H, STRATIFY_RASTER or STRATIFY_FIELD.
+        (MAPS) when no sensor lies inside any map.
     """
     from .errors import Cancelled
 
-    if not (tolerance_s > 0 and math.isfinite(tolerance_s)):
-        raise ValidationInputError(PARAM_TOLERANCE, f"the time tolerance must be a positive number of hours, got "
-                                   f"{tolerance_s / 3600:g} h")
-    warnings: list[str] = []
-    maps = list(maps)
-    layers = maps if maps and isinstance(maps[0], MapLayer) else open_maps(maps, warnings)
-    if progress:
-        progress(2.0, "reading the in-situ data")
-    if isinstance(insitu, InSituData):
-        data = insitu
-    else:
-        boxes = [_bounds_lonlat(p) for p in sorted({m.path for m in layers})]
-
-        def keep_location(lon: float, lat: float) -> bool:
-            return any(b[0] <= lon <= b[2] and b[1] <= lat <= b[3] for b in boxes)
-
-        data = read_insitu(str(insitu), keep_location=keep_location)
-    warnings.extend(data.warnings)
-    series = data.sensors
     lon = np.array([s.lon for s in series])
     lat = np.array([s.lat for s in series])
-    categories, stratify_by = _stratify_categories(series, stratify_raster, stratify_field, warnings)
-
     rows: dict[str, list] = {k: [] for k in ("sid", "label", "mt", "it", "est", "obs", "smap", "cat")}
     ever_inside = np.zeros(len(series), dtype=bool)
     n_nodata = n_no_reading = 0
@@ -793,7 +754,7 @@ def validate_maps(
 
     if not ever_inside.any():
         raise ValidationInputError(
-            PARAM_MAPS, f"none of the {len(series)} sensors of {os.path.basename(data.source)} lies inside any map "
+            PARAM_MAPS, f"none of the {len(series)} sensors of {source_name} lies inside any map "
             f"(sensors span lon {lon.min():.3f}..{lon.max():.3f}, lat {lat.min():.3f}..{lat.max():.3f}); choose maps "
             "that cover the sensors, or in-situ data for the mapped area"
         )
@@ -814,6 +775,71 @@ def validate_maps(
         estimate=np.array(rows["est"], dtype=np.float64), insitu=np.array(rows["obs"], dtype=np.float64),
         smap=np.array(rows["smap"], dtype=np.float64), category=np.array(rows["cat"], dtype=object),
     )
+    return pairs
+
+
+def validate_maps(
+    maps: Iterable[str] | Sequence[MapLayer],
+    insitu: str | InSituData,
+    *,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    stratify_raster: str | None = None,
+    stratify_field: str | None = None,
+    min_points: int = metrics.MIN_POINTS,
+    progress: Callable[[float, str], None] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
+) -> ValidationResult:
+    """Validate soil-moisture maps against in-situ sensors (paper 000's per-sensor metrics).
+
+    Parameters
+    ----------
+    maps : iterable of str or MapLayer
+        Raster paths (see :func:`open_maps`) or dated layers already opened.
+    insitu : str or InSituData
+        An ISMN archive / folder or a CSV (see :func:`read_insitu`), or data already read.
+    tolerance_s : float
+        Largest time between a map's anchor time and the reading paired with it (s); default 1 h.
+    stratify_raster : str, optional
+        A category raster (band 1, e.g. land cover); each sensor takes the category of its pixel.
+    stratify_field : str, optional
+        A per-sensor field: an extra CSV column or an ISMN metadata variable (``lc_2010``, ``climate_KG``).
+    min_points : int
+        Fewest pairs a sensor needs to enter the averages (the paper's 13).
+    progress, is_cancelled : callable, optional
+        ``progress(percent, message)``; ``is_cancelled()`` polled per map (raises ``Cancelled``).
+
+    Returns
+    -------
+    ValidationResult
+
+    Raises
+    ------
+    ValidationInputError
+        Naming the parameter: MAPS, INSITU, TOLERANCE_H, STRATIFY_RASTER or STRATIFY_FIELD.
+    """
+    if not (tolerance_s > 0 and math.isfinite(tolerance_s)):
+        raise ValidationInputError(PARAM_TOLERANCE, f"the time tolerance must be a positive number of hours, got "
+                                   f"{tolerance_s / 3600:g} h")
+    warnings: list[str] = []
+    maps = list(maps)
+    layers = maps if maps and isinstance(maps[0], MapLayer) else open_maps(maps, warnings)
+    if progress:
+        progress(2.0, "reading the in-situ data")
+    if isinstance(insitu, InSituData):
+        data = insitu
+    else:
+        boxes = [_bounds_lonlat(p) for p in sorted({m.path for m in layers})]
+
+        def keep_location(lon: float, lat: float) -> bool:
+            return any(b[0] <= lon <= b[2] and b[1] <= lat <= b[3] for b in boxes)
+
+        data = read_insitu(str(insitu), keep_location=keep_location)
+    warnings.extend(data.warnings)
+    series = data.sensors
+    categories, stratify_by = _stratify_categories(series, stratify_raster, stratify_field, warnings)
+
+    pairs = pair_maps(layers, series, categories, tolerance_s, warnings, os.path.basename(data.source), progress,
+                      is_cancelled)
     top = float(np.max(pairs.estimate)) if len(pairs) else 0.0
     if top > MAX_VOLUMETRIC:
         raise ValidationInputError(
