@@ -140,6 +140,7 @@ def render_html(result: ValidationResult, title: str = "In-situ validation of so
     sensor_rows = [[row[f] for f in fields] for row in table_rows]
     classes = ["" if row["in_average"] == "yes" else "out" for row in table_rows]
     series_b64, n_series = series_png(result)
+    has_smap = result.smap_average is not None
     labels = result.model_labels or ["(no model label in the maps' tags)"]
     times = sorted({m.time_s for m in result.maps})
     parts = [
@@ -156,8 +157,9 @@ def render_html(result: ValidationResult, title: str = "In-situ validation of so
         "map pixel that contains it.</p>",
         "<h2>Averages</h2>",
         f"<p class='note'>Means of the per-sensor metrics over the sensors with at least {result.min_points} pairs "
-        "(paper 000, section 3c); ubRMSE, RMSE and bias in m3/m3, bias = mean(estimate - in-situ). The SMAP "
-        "row scores the map's SMAP input at the same sensors and times.</p>",
+        "(paper 000, section 3c); ubRMSE, RMSE and bias in m3/m3, bias = mean(estimate - in-situ). "
+        + ("The SMAP row scores the map's SMAP input at the same sensors and times.</p>" if has_smap else
+           "The maps name no SMAP input in their tags, so SMAP is not scored.</p>"),
         _table(["", "sensors", "points", "ubRMSE", "RMSE", "R", "bias"], avg_rows),
         "<h2>Per-sensor metrics</h2>",
         f"<p class='note'>Grey rows: fewer than {result.min_points} pairs, reported but left out of the "
@@ -169,13 +171,14 @@ def render_html(result: ValidationResult, title: str = "In-situ validation of so
         for cat, entry in result.strata.items():
             m, s = entry["map"], entry["smap"]
             star = "*" if m["few_sensors"] else ""
+            smap_cells = [fmt(s[k]) if s else "" for k in ("ubrmse", "r")] if has_smap else []
             rows.append([cat + star, str(m["n_sensors"]), str(m["n_points"]),
-                         *(fmt(m[k]) for k in metrics.METRIC_NAMES),
-                         *((fmt(s[k]) for k in ("ubrmse", "r")) if s else ("", ""))])
+                         *(fmt(m[k]) for k in metrics.METRIC_NAMES), *smap_cells])
+        header = ["category", "sensors", "points", "ubRMSE", "RMSE", "R", "bias"]
         parts += [
             f"<h2>Stratified by {html.escape(result.stratify_by)}</h2>",
             f"<p class='note'>* fewer than {metrics.FEW_SENSORS} sensors in the stratum.</p>",
-            _table(["category", "sensors", "points", "ubRMSE", "RMSE", "R", "bias", "SMAP ubRMSE", "SMAP R"], rows),
+            _table(header + (["SMAP ubRMSE", "SMAP R"] if has_smap else []), rows),
         ]
     parts += [
         "<h2>Estimate against in-situ</h2>",
