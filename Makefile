@@ -37,6 +37,17 @@ $(BUILD)/.system-ok:
 	@touch $@
 system: $(BUILD)/.system-ok
 
+# Headless Chromium (Debian package) renders the in-situ validation report in the tests.
+$(BUILD)/.chromium-ok: $(BUILD)/.system-ok
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo ">> installing chromium (headless browser for the validation-report test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium ; \
+	fi
+	@touch $@
+system: $(BUILD)/.chromium-ok
+
 # --- Python environments ------------------------------------------------------
 $(VENV)/.ok: requirements/qgis.txt $(BUILD)/.system-ok
 	$(SYS_PY) -m venv --system-site-packages $(VENV)
@@ -66,6 +77,8 @@ test-train: venv-train
 
 test-qgis: venv plugin-link
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest -q tests/core tests/qgis
+
+test-qgis: $(BUILD)/.chromium-ok
 
 test: test-train test-qgis
 

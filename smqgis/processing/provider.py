@@ -13,6 +13,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .estimate_sm_320m import EstimateSm320mAlgorithm
 from .ids import PROVIDER_ID
+from .validate_insitu import ValidateInsituAlgorithm
 
 #: The plugin folder (the repository root): smqgis/processing/provider.py -> ../../
 PLUGIN_DIR = Path(__file__).resolve().parents[2]
@@ -43,3 +44,4 @@ class SmqgisProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         self.addAlgorithm(EstimateSm320mAlgorithm())
+        self.addAlgorithm(ValidateInsituAlgorithm())
