@@ -284,6 +284,28 @@ def restore_latest(model_dir: str | os.PathLike, model: keras.Model) -> str:
     return path
 
 
+def override(cfg: ModelConfig, assignments: list[str]) -> ModelConfig:
+    """``cfg`` with ``FIELD=VALUE`` overrides applied (numbers, or comma-separated tuples of numbers).
+
+    The overridden config is what the run records (``write_run``) and what export writes into
+    the model's metadata, so an override never goes unrecorded.
+    """
+    changes: dict[str, Any] = {}
+    fields = cfg.to_dict()
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}")
+        current = fields[key]
+        if isinstance(current, list):
+            changes[key] = tuple(type(current[0])(v) if current else float(v) for v in raw.split(","))
+        elif isinstance(current, bool):
+            changes[key] = raw.lower() in ("1", "true", "yes")
+        else:
+            changes[key] = type(current)(raw)
+    return cfg.replace(**changes)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="small", help="named config: small | paper")
@@ -301,12 +323,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps-per-loop", type=int, default=1, help="steps per host round trip (TPU: e.g. 100)")
     parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the config's)")
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the per-replica step")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field, e.g. --set pooling_sigma_cells=0.5 --set head1_keep=0.9,0.9,0.9")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from .data import make_dataset
 
-    cfg = get_config(args.config).replace(seed=args.seed)
+    cfg = override(get_config(args.config), args.set).replace(seed=args.seed)
     if args.batch_size:
         cfg = cfg.replace(batch_size=args.batch_size)
     steps = args.steps or cfg.train_steps

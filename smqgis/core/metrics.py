@@ -151,3 +151,27 @@ def stratified_metrics(
         row = sensor_metrics(x[sel], y[sel], ids[sel], min_points)["average"]
         out[label] = {**row, "few_sensors": row["n_sensors"] < FEW_SENSORS}
     return out
+
+
+def between_group_variance_share(values: np.ndarray, groups: np.ndarray) -> float:
+    """Share (0-1) of the variance of ``values`` that lies between the means of ``groups``.
+
+    With ``groups`` the coarse cell (e.g. the SMAP 0.1 deg cell) of each fine pixel, this is how
+    much of a map's spatial variance is the coarse input's own pattern: a map that is the coarse
+    product re-gridded has a share of 1, a map with all its detail inside the cells a share near 0.
+    Non-finite values are ignored; NaN when fewer than 2 finite values or no variance.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    g = np.asarray(groups).ravel()
+    if g.size != x.size:
+        raise ValueError(f"groups has {g.size} entries for {x.size} values")
+    ok = np.isfinite(x)
+    x, g = x[ok], g[ok]
+    total = float(np.sum((x - x.mean()) ** 2)) if x.size > 1 else 0.0
+    if total == 0.0:
+        return float("nan")
+    between = 0.0
+    for key in np.unique(g):
+        sel = g == key
+        between += float(sel.sum()) * (float(x[sel].mean()) - float(x.mean())) ** 2
+    return between / total

@@ -52,16 +52,18 @@ BN_BATCHES = 25
 
 
 def load_split(pattern: str) -> dict[str, np.ndarray]:
-    """All points of a split: the ``full`` inputs (uint8 0-255), labels (m3/m3) and sensor ids."""
+    """All points of a split: the ``full`` inputs (uint8 0-255), labels (m3/m3), sensor ids and times (ms)."""
     from training.data import make_dataset
 
     ds = make_dataset(pattern, "full", 16, training=False, seed=0, drop_remainder=False, with_meta=True)
-    parts: dict[str, list[np.ndarray]] = {"high_res": [], "low_res": [], "coarse": [], "label": [], "sensor_id": []}
+    parts: dict[str, list[np.ndarray]] = {"high_res": [], "low_res": [], "coarse": [], "label": [], "sensor_id": [],
+                                       "timestamp": []}
     for features, label in ds:
         for role in ("high_res", "low_res", "coarse"):
             parts[role].append(np.rint(features[role].numpy()).astype(np.uint8))
         parts["label"].append(label.numpy().astype(np.float64))
         parts["sensor_id"].append(features["sensor_id"].numpy().astype(str))
+        parts["timestamp"].append(features["timestamp"].numpy().astype(np.float64).reshape(-1))
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -150,13 +152,17 @@ def linear_probe(train: dict[str, np.ndarray], test: dict[str, np.ndarray], ridg
     return np.clip(np.hstack([b, np.ones((b.shape[0], 1))]) @ coef, 0.0, 1.0)
 
 
-def train_run(data: Path, variant: str, seed: int, steps: int, batch_size: int, model_dir: Path) -> float:
-    """Train one variant with ``python -m training.train``; return its wall time (s)."""
+def train_run(data: Path, variant: str, seed: int, steps: int, batch_size: int, model_dir: Path,
+              overrides: tuple[str, ...] = ()) -> float:
+    """Train one variant with ``python -m training.train``; return its wall time (s).
+
+    ``overrides``: ``FIELD=VALUE`` config overrides (``training.train --set``).
+    """
     cmd = [
         sys.executable, "-m", "training.train", "--config", "small", "--variant", variant,
         "--train", str(data / "train-*.tfrecord.gz"), "--steps", str(steps), "--batch-size", str(batch_size),
         "--model-dir", str(model_dir), "--seed", str(seed),
-    ]
+    ] + [arg for item in overrides for arg in ("--set", item)]
     LOG.info("%s", " ".join(cmd))
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})

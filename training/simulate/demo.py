@@ -47,10 +47,13 @@ DEMO_SEED = 0
 #: metrics by <= 0.002 m3/m3 in ubRMSE / RMSE and -0.006 in R.
 DEMO_BN_BATCHES = 0
 TITLE = "smqgis fusion model, small config - DEMO trained on simulated data"
+#: Config overrides of the demo model (``training.train --set``), chosen on validation sensors by the
+#: study in docs/simulated_benchmark.md (pooling sigma and the image branch's dropout).
+DEMO_OVERRIDES: tuple[str, ...] = ()
 DESCRIPTION = (
     "Full variant (S1 + S2 + DEM + SoilGrids + SMAP + GLDAS) of the paper-000 fusion model, small config, "
-    "trained for 1,200 steps of batch 8 on the smqgis simulator's synthetic Oklahoma-like world. It demonstrates "
-    "the plugin; its numbers say nothing about real soil moisture."
+    f"trained for {DEMO_STEPS:,} steps of batch {DEMO_BATCH} on the smqgis simulator's synthetic Oklahoma-like world. "
+    "It demonstrates the plugin; its numbers say nothing about real soil moisture."
 )
 WINDOW_PX = 256
 LOW_RES_M = 160.0
@@ -140,8 +143,12 @@ def sample_scene_inputs(sample_dir: Path, meta: dict[str, Any]) -> tuple[dict[st
     return {k: np.ascontiguousarray(np.stack(v), dtype=np.float32) for k, v in feeds.items()}, {"scalars": scalars}
 
 
-def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8) -> dict[str, Any]:
-    """Run the ONNX model in exact mode on the sample scene; metrics against the 320 m truth (m3/m3)."""
+def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8, between_cells: bool = False) -> dict[str, Any]:
+    """Run the ONNX model in exact mode on the sample scene; metrics against the 320 m truth (m3/m3).
+
+    With ``between_cells`` also the share of the map's variance that lies between SMAP cells
+    (``smqgis.core.metrics.between_group_variance_share``).
+    """
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
@@ -154,7 +161,12 @@ def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8) -> di
     with rasterio.open(sample_dir / "truth_sm_320m.tif") as ds:
         truth = ds.read(1).astype(np.float64).ravel()
     smap_vol = extra["scalars"]["smap/ssm"] / 50.0
+    shares = {}
+    if between_cells:
+        # SMAP cells are told apart by their value (cells of one scene never share a value exactly)
+        shares["between_smap_cells"] = metrics.between_group_variance_share(est, extra["scalars"]["smap/ssm"])
     return {
+        **shares,
         "mode": "exact (one 256 px window per 320 m cell, onnxruntime CPU)",
         "cells": int(n),
         "r": metrics.pearson_r(est, truth),
@@ -176,7 +188,7 @@ def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: P
     data_dir = work_dir / "data"
     dataset = ensure_dataset(world, data_dir)
     model_dir = work_dir / f"demo_full_small_{DEMO_STEPS}"  # one folder per budget: never resume a different run
-    train_seconds = train_run(data_dir, "full", DEMO_SEED, DEMO_STEPS, DEMO_BATCH, model_dir)
+    train_seconds = train_run(data_dir, "full", DEMO_SEED, DEMO_STEPS, DEMO_BATCH, model_dir, overrides=DEMO_OVERRIDES)
     if DEMO_BN_BATCHES:
         model, cfg, variant = load_calibrated(model_dir, str(data_dir / "train-*.tfrecord.gz"), batches=DEMO_BN_BATCHES)
     else:
@@ -199,6 +211,12 @@ def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: P
     export_model(model, cfg, variant, model_out, title=TITLE, trained_on=trained_on, metrics=model_metrics,
                  training=training, description=DESCRIPTION, seed=DEMO_SEED)
     sample = evaluate_on_sample(model_out, sample_dir)
+    sample_dates = {}
+    listing = sample_dir / "dates.json"
+    for entry in json.loads(listing.read_text())["dates"] if listing.is_file() else []:
+        res = evaluate_on_sample(model_out, sample_dir / entry["folder"])
+        sample_dates[entry["date"]] = {"kind": entry["kind"], **{k: res[k] for k in ("r", "ubrmse", "rmse", "bias")},
+                                       "smap_alone": res["smap_alone"]}
     sidecar = {
         "model": model_out.name,
         "label": schema.SIMULATED_LABEL,
@@ -210,6 +228,7 @@ def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: P
         "train_command_seconds": round(train_seconds, 1),
         "metrics": model_metrics,
         "sample_scene": sample,
+        "sample_dates": sample_dates,
         "size_mb": round(model_out.stat().st_size / 1e6, 2),
         "command": "python -m training.simulate.make_resources",
         "seconds": round(time.perf_counter() - start, 1),

@@ -3,10 +3,10 @@
 SYNTHETIC DATA, not ISMN measurements. ISMN data may not be redistributed, so the sample
 ships ISMN-like sensors from the project's simulator instead: sensors placed inside the
 sample's 320 m output area (mostly outside forest, as ISMN stations are), each reading the
-sample's simulated 0-5 cm truth (``truth_sm_10m*.tif``, one file per sample date) at its
-10 m pixel with the per-sensor calibration, noise and ISMN quality flags of
+simulated 0-5 cm truth of its own 10 m pixel (computed by the world itself, on the day of every
+sample date in ``dates.json``) with the per-sensor calibration, noise and ISMN quality flags of
 :mod:`training.simulate.insitu`. Readings are hourly at whole hours, ``HOURS_AROUND`` on each
-side of every truth file's ACQUISITION_TIME (the truth is a snapshot, so all readings of
+side of every sample date's Sentinel-1 anchor time (the truth is daily, so all readings of
 one date see the same truth, with independent noise and flags). The CSV is the plain
 in-situ format of ``smqgis.core.validation.read_insitu_csv``.
 
@@ -78,18 +78,16 @@ def place(world: World, bounds: tuple[float, float, float, float], count: int) -
     return sensors
 
 
-def truth_files(sample_dir: Path) -> list[tuple[dt.datetime, Path]]:
-    """Every 10 m truth of the sample (``truth_sm_10m*.tif``, also in subfolders) with its time, sorted."""
-    found = []
-    for path in sorted(sample_dir.rglob("truth_sm_10m*.tif")):
-        with rasterio.open(path) as ds:
-            when = ds.tags().get("ACQUISITION_TIME")
-        if not when:
-            raise ValueError(f"{path} has no ACQUISITION_TIME tag")
-        found.append((dt.datetime.fromisoformat(when.replace("Z", "+00:00")), path))
-    if not found:
-        raise FileNotFoundError(f"no truth_sm_10m*.tif in {sample_dir}; regenerate the sample first")
-    return sorted(found)
+def sample_anchor_times(sample_dir: Path) -> list[dt.datetime]:
+    """The Sentinel-1 anchor time of every sample date (``dates.json``, else the one ``manifest.json``), sorted."""
+    import json
+
+    listing = sample_dir / "dates.json"
+    if listing.is_file():
+        times = [d["anchor_time"] for d in json.loads(listing.read_text())["dates"]]
+    else:
+        times = [json.loads((sample_dir / "manifest.json").read_text())["anchor_time"]]
+    return sorted(dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times)
 
 
 def make_sensors_csv(sample_dir: Path = SAMPLE_DIR, out_path: Path | None = None, count: int = N_SENSORS) -> Path:
@@ -98,15 +96,12 @@ def make_sensors_csv(sample_dir: Path = SAMPLE_DIR, out_path: Path | None = None
     world = World(WorldConfig())
     sensors = place(world, output_bounds(sample_dir), count)
     rows = []
-    for d, (when, path) in enumerate(truth_files(sample_dir)):
-        with rasterio.open(path) as ds:
-            inv = ~ds.transform
-            xs, ys = np.array([s.x_m for s in sensors]), np.array([s.y_m for s in sensors])
-            cols, rws = np.floor(inv.a * xs + inv.c), np.floor(inv.e * ys + inv.f)  # north-up grid
-            band = ds.read(1, masked=True).astype(np.float64) * ds.scales[0] + ds.offsets[0]
+    for d, when in enumerate(sample_anchor_times(sample_dir)):
+        day = world.config.day_of(when)
         hour = when.replace(minute=0, second=0, microsecond=0)
-        for s, col, row in zip(sensors, cols.astype(int), rws.astype(int)):
-            truth = float(band[row, col])
+        for s in sensors:
+            x, y = np.array([s.x_m]), np.array([s.y_m])
+            truth = float(world.soil_moisture(world.static(x, y), x, y, day)[0, 0])
             for k, h in enumerate(range(-HOURS_AROUND + 1, HOURS_AROUND + 1)):
                 t = hour + dt.timedelta(hours=h)
                 value, flag = reading(world, s, truth, d * READINGS_PER_DATE + k)
