@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bn-batches", type=int, default=0,
                         help="re-estimate batch-norm statistics on this many training batches before scoring (0: off)")
     parser.add_argument("--variants", nargs="*", default=[v for _, v in ROWS if v], choices=sorted(schema.VARIANTS))
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="config override for every run (training.train --set), e.g. pooling_sigma_cells=0.5")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data, out = Path(args.data), Path(args.out)
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                 runs.append(json.loads(result_file.read_text()))
                 continue
             model_dir = out / f"{variant}_seed{seed}"
-            seconds = train_run(data, variant, seed, args.steps, args.batch_size, model_dir)
+            seconds = train_run(data, variant, seed, args.steps, args.batch_size, model_dir, overrides=tuple(args.set))
             model, _, _, _ = load_trained(model_dir)
             raw = score(predict_model(model, test, variant), test)
             result = {"row": name, "variant": variant, "seed": seed, "train_seconds": round(seconds, 1),
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         runs += [{"row": PROBE_ROW, "seed": s, "metrics": probe} for s in args.seeds]
     table = summarise(runs)
     summary = {"table": table, "runs": runs, "steps": args.steps, "batch_size": args.batch_size, "bn_batches": args.bn_batches,
+               "overrides": args.set,
                "wall_seconds": round(time.perf_counter() - start, 1), "dataset": json.loads((data / "dataset.json").read_text())}
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     (out / "results.md").write_text(markdown(table))
