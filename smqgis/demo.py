@@ -6,7 +6,7 @@ writes the GeoTIFF, and reports where it is, its summary (m3/m3), the model's la
 how it agrees with the scene's known truth on the 320 m grid (Pearson R, ubRMSE, bias).
 With ``--via qgis_process`` (what ``make demo`` uses) the map is made by the plugin itself:
 the Processing algorithm ``smqgis:estimate_sm_320m`` run headless by ``qgis_process``;
-with ``--via core`` (the default) it calls ``smqgis.core.pipeline`` directly, the same code
+with ``--via core`` (the default) it calls ``smqgis.core.kinds.fusion`` directly, the same code
 the algorithm runs. Either way the summary is read back from the written GeoTIFF, and a
 quicklook PNG (estimate | truth | scatter, in m3/m3) is written beside it.
 """
@@ -26,14 +26,15 @@ import numpy as np
 
 from .core import metrics, schema
 from .core.errors import SmqgisError
-from .core.pipeline import LayerInput, estimate_sm_320m
+from .core.kinds.fusion import estimate_sm_320m
+from .core.pipeline import LayerInput
+from .paths import DEMO_MODEL_PATH, PLUGIN_DIR, SAMPLE_DIR
 
 log = logging.getLogger("smqgis.demo")
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "resources" / "sample"
-DEMO_MODEL = ROOT / "resources" / "models" / "demo_fusion_simulated.onnx"
-DEFAULT_OUTPUT = ROOT / "build" / "demo" / "soil_moisture_320m.tif"
+SAMPLE = SAMPLE_DIR
+DEMO_MODEL = DEMO_MODEL_PATH
+DEFAULT_OUTPUT = PLUGIN_DIR / "build" / "demo" / "soil_moisture_320m.tif"
 
 
 def sample_inputs(sample_dir: Path = SAMPLE) -> dict[str, LayerInput]:

@@ -13,7 +13,7 @@ import rasterio
 from onnx import TensorProto, helper
 
 from smqgis.core.errors import InputError, ModelError
-from smqgis.core.pipeline import estimate_sm_320m
+from smqgis.core.kinds.fusion import estimate_sm_320m
 
 
 @pytest.fixture

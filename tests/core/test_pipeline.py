@@ -9,7 +9,7 @@ import rasterio
 
 from smqgis.core import encoding
 from smqgis.core.model import load_model
-from smqgis.core.pipeline import estimate_sm_320m, estimate_sm_arrays
+from smqgis.core.kinds.fusion import estimate_sm_320m, estimate_sm_arrays
 
 #: fast vs exact with the context test model: its cells see 31 px around them, so the outer
 #: ring of cells of a window sees real neighbours in fast mode and zero padding in exact mode.

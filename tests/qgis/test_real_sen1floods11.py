@@ -39,7 +39,8 @@ pytestmark = pytest.mark.skipif(not S1_PATH.is_file(), reason="the Sen1Floods11 
 
 def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
     import processing
-    from smqgis.core.pipeline import LayerInput, estimate_sm_320m
+    from smqgis.core.kinds.fusion import estimate_sm_320m
+    from smqgis.core.pipeline import LayerInput
 
     static = write_spain_inputs(tmp_path)
     feedback = LogFeedback()
@@ -48,7 +49,8 @@ def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, t
     assert Path(result["OUTPUT"]) == out_path and out_path.is_file()
     assert result["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
     # the constant angle is used, with a warning that says so
-    assert any("no incidence-angle band" in w and "37 deg" in w for w in feedback.warnings), feedback.warnings
+    assert any("band angle is the constant 37.0" in w and "varies across the swath" in w
+               for w in feedback.warnings), feedback.warnings
 
     layer = QgsRasterLayer(str(out_path), "sm")
     assert layer.isValid() and layer.crs().authid() == "EPSG:32630"
@@ -93,7 +95,8 @@ def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, t
 def test_exact_mode_is_passed_through(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
     """MODE=1 runs the engine's exact mode (tagged), on the same grid as fast mode, bit-equal to the engine."""
     import processing
-    from smqgis.core.pipeline import LayerInput, estimate_sm_320m
+    from smqgis.core.kinds.fusion import estimate_sm_320m
+    from smqgis.core.pipeline import LayerInput
 
     static = write_spain_inputs(tmp_path)
     params = spain_params(static, tmp_path / "sm_exact.tif", model_path)
