@@ -207,8 +207,8 @@ def run_case(model_path: str, inputs: dict[str, str], area_km: float, mode: str,
     The onnxruntime peak is measured in this process right before the run; the peak RSS is
     taken right after it (FLOPs are counted by the parent, not here).
     """
-    from .core.model import physical_cores
     from .core.kinds.fusion import estimate_sm_320m
+    from .core.model import physical_cores
     from .core.pipeline import LayerInput
 
     threads = physical_cores()

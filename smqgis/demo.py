@@ -125,7 +125,7 @@ def run_via_qgis_process(model: str, sample: Path, output: str, mode: str, provi
     from .processing.ids import ALGORITHM_ID, EXECUTION_PROVIDERS, MODES
 
     exe = qgis_process_executable()
-    enable = subprocess.run([exe, "plugins", "enable", "smqgis"], capture_output=True, text=True,  # noqa: S603
+    enable = subprocess.run([exe, "plugins", "enable", "smqgis"], capture_output=True, text=True,
                             check=False)
     if enable.returncode != 0 and "already enabled" not in (enable.stdout + enable.stderr):
         raise RuntimeError(f"qgis_process could not enable the smqgis plugin: {enable.stderr.strip()}")
@@ -135,7 +135,7 @@ def run_via_qgis_process(model: str, sample: Path, output: str, mode: str, provi
     params.update({key.upper(): str(sample / spec["path"])
                    for key, spec in manifest["inputs"].items()})
     args = [f"--{name}={value}" for name, value in params.items()]
-    proc = subprocess.run([exe, "run", ALGORITHM_ID, "--json", *args], capture_output=True,  # noqa: S603
+    proc = subprocess.run([exe, "run", ALGORITHM_ID, "--json", *args], capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"qgis_process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -42,5 +42,5 @@ class InferenceError(SmqgisError):
     """onnxruntime failed while evaluating the model (e.g. out of memory on the device)."""
 
 
-class Cancelled(SmqgisError):
+class Cancelled(SmqgisError):  # noqa: N818 - the user's choice, not an error
     """The user cancelled the run; nothing was written."""

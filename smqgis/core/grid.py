@@ -169,15 +169,18 @@ def check_projected(crs: Any, suggestion: Callable[[], str] | None = None) -> st
     if c.is_projected and (c.linear_units or "").lower() in ("metre", "meter", "m", "metres", "meters"):
         return c.to_string()
     zone = suggestion() if suggestion is not None else ""
-    pick = f"the area's UTM zone {zone}" if zone else "the UTM zone of the area (e.g. EPSG:326xx north, EPSG:327xx south)"
+    pick = (f"the area's UTM zone {zone}" if zone
+            else "the UTM zone of the area (e.g. EPSG:326xx north, EPSG:327xx south)")
     if not c.is_projected:
         raise InputError(
             f"the output CRS {crs} is geographic (degrees); the grid needs a projected metric CRS: pick {pick} "
             "or leave it empty for the UTM zone of the extent's centre",
             parameter="dst_crs",
         )
-    raise InputError(f"the output CRS {crs} has units {c.linear_units!r}; pick a projected CRS in metres, e.g. {pick}",
-                     parameter="dst_crs")
+    raise InputError(
+        f"the output CRS {crs} has units {c.linear_units!r}; pick a projected CRS in metres, e.g. {pick}",
+        parameter="dst_crs",
+    )
 
 
 def intersect(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float] | None:
@@ -191,7 +194,9 @@ def intersect(boxes: list[tuple[float, float, float, float]]) -> tuple[float, fl
     return (xmin, ymin, xmax, ymax)
 
 
-def bounds_in(crs_from: Any, bounds: tuple[float, float, float, float], crs_to: Any) -> tuple[float, float, float, float]:
+def bounds_in(
+    crs_from: Any, bounds: tuple[float, float, float, float], crs_to: Any
+) -> tuple[float, float, float, float]:
     """``bounds`` of ``crs_from`` as a box in ``crs_to`` (densified edges)."""
     from rasterio.warp import transform_bounds
 

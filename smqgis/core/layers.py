@@ -347,7 +347,8 @@ def _resolve_bands(source: sources.Source, ds: Any, path: str, needed: list[str]
         hint = ""
         if may_be_constant:
             example = ", ".join(f"'{b}': {sum(source.band(b).physical_range) / 2:g}" for b in may_be_constant)
-            hint = f" (a missing {' or '.join(may_be_constant)} band can be given as a constant, e.g. constants={{{example}}})"
+            hint = (f" (a missing {' or '.join(may_be_constant)} band can be given as a constant, "
+                    f"e.g. constants={{{example}}})")
         raise InputError(
             f"the {key} input {path} has {ds.count} band(s) described {desc}, but the model needs {needed} "
             f"and {missing} could not be recognised; {_band_help(key, needed)}{hint}",
@@ -368,8 +369,13 @@ def _resolve_bands(source: sources.Source, ds: Any, path: str, needed: list[str]
     if successor and (product == successor["ee_collection"] or (product is None and by_desc)):
         native_scale = float(successor["to_native_scale"])
         used_product = successor["ee_collection"]
-        log.info("%s: successor product %s (%s) scaled by %g to the trained-on units", key,
-                 used_product, successor["units"], native_scale)
+        log.info(
+            "%s: successor product %s (%s) scaled by %g to the trained-on units",
+            key,
+            used_product,
+            successor["units"],
+            native_scale,
+        )
     acquired = acquired_utc or ds.tags().get("ACQUISITION_TIME")
     if used_product == source.ee_collection and acquired:
         if source.valid_to and acquired[:10] > source.valid_to:
@@ -378,10 +384,14 @@ def _resolve_bands(source: sources.Source, ds: Any, path: str, needed: list[str]
                 f"use the successor {successor.get('ee_collection')} (product parameter)"
             )
         if source.valid_from and acquired[:10] < source.valid_from:
-            warnings.append(f"{key}: acquired {acquired[:10]}, before {source.ee_collection} began "
-                            f"({source.valid_from}); check the acquisition time")
+            warnings.append(
+                f"{key}: acquired {acquired[:10]}, before {source.ee_collection} began "
+                f"({source.valid_from}); check the acquisition time"
+            )
     for name, value in constants.items():
         note = source.band(name).constant_note
-        warnings.append(f"{key}: band {name} is the constant {value} (not in {os.path.basename(path)})"
-                        + (f"; {note}" if note else ""))
+        warnings.append(
+            f"{key}: band {name} is the constant {value} (not in {os.path.basename(path)})"
+            + (f"; {note}" if note else "")
+        )
     return SourceLayer(key, path, ds, index, constants, native_scale, used_product, acquired, warnings, notes)

@@ -238,7 +238,8 @@ class OnnxModel:
         graph_inputs = [i.name for i in self.session.get_inputs()]
         if set(graph_inputs) != set(self.roles):
             raise ModelError(
-                f"{self.path}: the graph's inputs {sorted(graph_inputs)} differ from its metadata's {sorted(self.roles)}",
+                f"{self.path}: the graph's inputs {sorted(graph_inputs)} differ from its metadata's "
+                f"{sorted(self.roles)}",
                 parameter="model",
             )
         self.output_name = self.session.get_outputs()[0].name
@@ -293,5 +294,4 @@ def load_model(path: str, provider: str = "auto", threads: int | None = None) ->
     """
     from . import kinds
 
-    return kinds.implementation(kinds.kind_of(read_metadata(path))).open_model(path, provider=provider,
-                                                                                threads=threads)
+    return kinds.implementation(kinds.kind_of(read_metadata(path))).open_model(path, provider=provider, threads=threads)

@@ -310,12 +310,14 @@ def provenance_tags(run: PreparedRun, **run_tags: str) -> dict[str, str]:
         tags[f"{p}_PRODUCT"] = layer.product
         tags[f"{p}_ACQUIRED_UTC"] = layer.acquired_utc or "unknown"
         tags[f"{p}_ATTRIBUTION"] = layer.source.attribution
-        tags[f"{p}_BANDS"] = json.dumps({**layer.band_index, **{b: f"constant {v}" for b, v in layer.constants.items()}})
+        constants = {b: f"constant {v}" for b, v in layer.constants.items()}
+        tags[f"{p}_BANDS"] = json.dumps({**layer.band_index, **constants})
     return tags
 
 
-def estimate_sm(model: Any, inputs: dict[str, LayerInput], output_path: str, *, provider: str = "auto",
-                **options: Any) -> RunResult:
+def estimate_sm(
+    model: Any, inputs: dict[str, LayerInput], output_path: str, *, provider: str = "auto", **options: Any
+) -> RunResult:
     """Map soil moisture with whatever kind ``model`` is: its kind's mapping function (``algorithm_id``).
 
     Parameters
@@ -335,5 +337,6 @@ def estimate_sm(model: Any, inputs: dict[str, LayerInput], output_path: str, *, 
 
     model = open_model(model, provider)
     kind = kinds.kind_of(model.metadata)
-    return getattr(kinds.implementation(kind), kind.algorithm_id)(model, inputs, output_path, provider=provider,
-                                                                  **options)
+    return getattr(kinds.implementation(kind), kind.algorithm_id)(
+        model, inputs, output_path, provider=provider, **options
+    )

@@ -11,10 +11,10 @@ import rasterio
 from rasterio.windows import Window
 
 from smqgis.core import engine
-from smqgis.core.layers import gdal_env
-from smqgis.core.tile_inputs import ROLE_RESAMPLING
 from smqgis.core.kinds.fusion import estimate_sm_320m, estimate_sm_arrays, predict_tile
+from smqgis.core.layers import gdal_env
 from smqgis.core.pipeline import prepare
+from smqgis.core.tile_inputs import ROLE_RESAMPLING
 
 
 class _Discard:

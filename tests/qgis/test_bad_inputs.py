@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException
 from rasterio.transform import from_origin
+
 from sm_qgis_helpers import ALG_ID, S1_PATH, spain_params, write_raster, write_spain_inputs
 
 pytestmark = pytest.mark.skipif(not S1_PATH.is_file(), reason="the Sen1Floods11 chip is not available")

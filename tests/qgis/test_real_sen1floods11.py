@@ -22,6 +22,7 @@ import pytest
 import rasterio
 from qgis.core import QgsApplication, QgsRasterLayer
 from rasterio.warp import transform_bounds
+
 from sm_qgis_helpers import (
     ALG_ID,
     S1_ANGLE_DEG,
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.skipif(not S1_PATH.is_file(), reason="the Sen1Floods11 
 
 def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
     import processing
+
     from smqgis.core.kinds.fusion import estimate_sm_320m
     from smqgis.core.pipeline import LayerInput
 
@@ -95,6 +97,7 @@ def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, t
 def test_exact_mode_is_passed_through(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
     """MODE=1 runs the engine's exact mode (tagged), on the same grid as fast mode, bit-equal to the engine."""
     import processing
+
     from smqgis.core.kinds.fusion import estimate_sm_320m
     from smqgis.core.pipeline import LayerInput
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 from qgis.core import QgsProject, QgsSingleBandPseudoColorRenderer
+
 from sm_qgis_helpers import ALG_ID, DEMO_MODEL, SAMPLE_DIR, LogFeedback, sample_manifest, sample_params
 
 #: Pearson r the demo model must reach against the sample's 320 m truth, see test docstring.

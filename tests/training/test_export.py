@@ -6,16 +6,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
 
-from smqgis.core import schema  # noqa: E402
-from training import export  # noqa: E402
-from training.config import SMALL  # noqa: E402
-from training.model import build_model  # noqa: E402
+from smqgis.core import schema
+from training import export
+from training.config import SMALL
+from training.model import build_model
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,16 @@ def exported(tmp_path_factory):
 def test_inputs_outputs_and_dynamic_dims(exported):
     _, path, _ = exported
     graph = onnx.load(str(path)).graph
-    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in [*graph.input, *graph.output]}
+    dims = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.input, *graph.output]
+    }
     assert [i.name for i in graph.input] == ["high_res", "low_res", "coarse"]
     assert dims == {
-        "high_res": ["N", "H", "W", 10], "low_res": ["P", 16, 16, 4], "coarse": ["P", 2], "soil_moisture": ["P", 1]
+        "high_res": ["N", "H", "W", 10],
+        "low_res": ["P", 16, 16, 4],
+        "coarse": ["P", 2],
+        "soil_moisture": ["P", 1],
     }
 
 
@@ -84,7 +90,20 @@ def test_parity_failure_writes_nothing(tmp_path):
 
 def test_cli_random_init_coarse_only_variant(tmp_path):
     out = tmp_path / "nn.onnx"
-    export.main(["--random-init", "--config", "small", "--variant", "smap_gldas", "--out", str(out),
-                 "--title", "SMAP+GLDAS NN", "--trained-on", "random"])
+    export.main(
+        [
+            "--random-init",
+            "--config",
+            "small",
+            "--variant",
+            "smap_gldas",
+            "--out",
+            str(out),
+            "--title",
+            "SMAP+GLDAS NN",
+            "--trained-on",
+            "random",
+        ]
+    )
     meta = schema.from_metadata_props({p.key: p.value for p in onnx.load(str(out)).metadata_props})
     assert [i["name"] for i in meta["inputs"]] == ["coarse"] and meta["fully_convolutional"] is None

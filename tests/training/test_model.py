@@ -6,13 +6,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from smqgis.core.schema import VARIANTS, center_weighted_kernel, variant_inputs  # noqa: E402
-from training.config import PAPER, SMALL, get_config  # noqa: E402
-from training.model import CenterWeightedPooling, build_model, make_divisible  # noqa: E402
+from smqgis.core.schema import VARIANTS, center_weighted_kernel, variant_inputs
+from training.config import PAPER, SMALL, get_config
+from training.model import CenterWeightedPooling, build_model, make_divisible
 
 
 def _middle_blocks(encoder: keras.Model) -> int:
@@ -43,8 +43,11 @@ def test_paper_config_is_table_7():
 def test_small_config_uses_a_short_run_batch_norm_momentum():
     # 0.997 would leave a few-hundred-step CPU run's moving averages mostly at their init
     assert SMALL.bn_momentum == 0.9
-    bns = [l for l in build_model(SMALL, "smap_gldas")._flatten_layers() if l.__class__.__name__ == "BatchNormalization"]
-    assert bns and all(l.momentum == 0.9 for l in bns)
+    bns = [
+        layer for layer in build_model(SMALL, "smap_gldas")._flatten_layers()
+        if layer.__class__.__name__ == "BatchNormalization"
+    ]
+    assert bns and all(layer.momentum == 0.9 for layer in bns)
 
 
 def test_paper_model_builds_with_16_and_8_middle_blocks():
@@ -90,7 +93,9 @@ def test_windows_mode_equals_per_window_calls_and_tile_mode_is_row_major():
     x = _inputs("full", 3, 256, 256)
     batched = np.asarray(model(x, training=False))
     assert batched.shape == (3, 1)
-    single = np.concatenate([np.asarray(model({k: v[i : i + 1] for k, v in x.items()}, training=False)) for i in range(3)])
+    single = np.concatenate(
+        [np.asarray(model({k: v[i : i + 1] for k, v in x.items()}, training=False)) for i in range(3)]
+    )
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
     tile = _inputs("full", 1, 320, 384, seed=1)

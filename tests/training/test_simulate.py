@@ -36,7 +36,11 @@ def scene_dir(tmp_path_factory: pytest.TempPathFactory, world: World) -> Path:
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.suffix in (".tif", ".json")}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.suffix in (".tif", ".json")
+    }
 
 
 def test_same_seed_same_bytes(scene_dir: Path, tmp_path: Path) -> None:
@@ -45,7 +49,9 @@ def test_same_seed_same_bytes(scene_dir: Path, tmp_path: Path) -> None:
 
 
 def test_committed_sample_is_what_the_generator_writes(scene_dir: Path) -> None:
-    assert _hashes(SAMPLE) == _hashes(scene_dir), "resources/sample is stale: run python -m training.simulate.make_resources --sample-only"
+    assert _hashes(SAMPLE) == _hashes(scene_dir), (
+        "resources/sample is stale: run python -m training.simulate.make_resources --sample-only"
+    )
     shipped = [p for p in SAMPLE.iterdir() if p.suffix in (".tif", ".json", ".md")]
     assert sum(p.stat().st_size for p in shipped) <= 10 * 1024 * 1024
 
@@ -55,7 +61,9 @@ def test_windows_agree_where_they_overlap(world: World) -> None:
     a = world.static(xs, ys)
     b = world.static(xs[20:], ys[10:])
     np.testing.assert_allclose(a.elevation_m[10:, 20:], b.elevation_m, atol=1e-9)
-    np.testing.assert_allclose(world.soil_moisture(a, xs, ys, 100)[10:, 20:], world.soil_moisture(b, xs[20:], ys[10:], 100), atol=1e-9)
+    np.testing.assert_allclose(
+        world.soil_moisture(a, xs, ys, 100)[10:, 20:], world.soil_moisture(b, xs[20:], ys[10:], 100), atol=1e-9
+    )
 
 
 def test_texture_sums_to_one_and_soilgrids_units(world: World) -> None:
@@ -149,9 +157,13 @@ def test_tfrecords_parse_with_the_training_reader(tmp_path: Path, world: World) 
     tf = pytest.importorskip("tensorflow")
     from training.data import make_dataset
 
-    summary = write_dataset(tmp_path, world, DatasetSpec(n_sensors=5, dates_per_sensor={"train": 2, "val": 1, "test": 1}, shards=1))
+    summary = write_dataset(
+        tmp_path, world, DatasetSpec(n_sensors=5, dates_per_sensor={"train": 2, "val": 1, "test": 1}, shards=1)
+    )
     assert summary["points"]["train"] >= 1
-    ds = make_dataset(str(tmp_path / "train-*.tfrecord.gz"), "full", 1, training=False, seed=0, drop_remainder=False, with_meta=True)
+    ds = make_dataset(
+        str(tmp_path / "train-*.tfrecord.gz"), "full", 1, training=False, seed=0, drop_remainder=False, with_meta=True
+    )
     with open(tmp_path / "readings.csv", newline="") as f:
         readings = list(csv.DictReader(f))
     assert all((r["flag"] in GOOD_FLAGS) == (r["kept"] == "1") for r in readings)
