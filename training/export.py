@@ -195,6 +195,7 @@ def export_model(
         variant=variant,
         title=title,
         trained_on=trained_on,
+        window_px=cfg.high_res_window_px,
         output_stride=cfg.high_res_output_stride,
         low_res_output_stride=cfg.low_res_output_stride,
         pooling_sigma_cells=cfg.pooling_sigma_cells,

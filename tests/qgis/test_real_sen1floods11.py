@@ -119,12 +119,27 @@ def test_exact_mode_is_passed_through(smqgis_provider: object, model_path: Path,
 
 
 def test_smap_successor_product_is_passed_through(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
-    """SMAP_PRODUCT=2 declares the SPL4SMGP successor (m3/m3); the engine records and harmonises it."""
+    """SMAP_PRODUCT=2 declares the SPL4SMGP successor (m3/m3): the engine converts it to the trained-on mm over
+    5 cm, so the same soil moisture as SPL4SMGP (ssm / 50 m3/m3) gives the map of the 10 km product (ssm mm)."""
     import processing
 
     static = write_spain_inputs(tmp_path)
-    params = spain_params(static, tmp_path / "sm_spl4.tif", model_path)
+    reference = spain_params(static, tmp_path / "sm_10km.tif", model_path)
+    reference["SMAP_PRODUCT"] = 1
+    processing.run(ALG_ID, reference)
+    with rasterio.open(static["smap"]) as src:
+        ssm_mm, profile, tags = src.read(1), src.profile, src.tags()
+    assert 15.0 < ssm_mm.min() and ssm_mm.max() < 19.0  # mm of water in the top 5 cm
+    successor = tmp_path / "smap_spl4smgp.tif"
+    with rasterio.open(successor, "w", **profile) as dst:
+        dst.write(ssm_mm / 50.0, 1)  # m3/m3 over 5 cm: 50 mm of water is 1 m3/m3
+        dst.set_band_description(1, "sm_surface")
+        dst.update_tags(**tags)
+    params = {**spain_params(static, tmp_path / "sm_spl4.tif", model_path), "SMAP": str(successor)}
     params["SMAP_PRODUCT"] = 2
     processing.run(ALG_ID, params)
-    with rasterio.open(params["OUTPUT"]) as out:
+    with rasterio.open(params["OUTPUT"]) as out, rasterio.open(reference["OUTPUT"]) as ref:
         assert out.tags()["INPUT_SMAP_PRODUCT"] == "NASA/SMAP/SPL4SMGP/007"
+        assert ref.tags()["INPUT_SMAP_PRODUCT"] == "NASA_USDA/HSL/SMAP10KM_soil_moisture"
+        # float32 m3/m3 x 50 differs from the mm by ~1e-6 mm: far below what moves a map
+        np.testing.assert_allclose(out.read(), ref.read(), rtol=0.0, atol=1e-5)

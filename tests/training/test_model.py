@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import pytest
 
+from smqgis.core import schema
 from smqgis.core.schema import VARIANTS, center_weighted_kernel, variant_inputs
-from training.config import PAPER, SMALL, get_config
+from training.config import CONFIGS, PAPER, SMALL, get_config
 from training.model import CenterWeightedPooling, build_model, make_divisible
 
 
@@ -34,7 +35,7 @@ def test_paper_config_is_table_7():
     assert PAPER.head1_widths == (128, 64) and PAPER.head1_keep == (0.5, 0.5, 0.6)
     assert PAPER.head2_widths == (8,) and PAPER.head2_keep == (0.9, 0.9)
     assert (PAPER.batch_size, PAPER.momentum, PAPER.train_steps, PAPER.huber_delta) == (64, 0.9, 600_000, 0.4)
-    assert PAPER.learning_rate in PAPER.learning_rate_sweep and PAPER.weight_decay in PAPER.weight_decay_sweep
+    assert (PAPER.learning_rate, PAPER.weight_decay) == (0.05, 5e-5)
     assert PAPER.drop_path_keep == 0.6 and PAPER.lr_decay_power == 0.9 and PAPER.sync_batch_norm
     assert PAPER.bn_momentum == 0.997  # DeepLab's batch-norm decay
     assert get_config("small") is SMALL
@@ -116,3 +117,26 @@ def test_every_variant_builds_and_runs(variant):
     x = _inputs(variant, 2, 256, 256)
     out = np.asarray(model(x, training=True))
     assert out.shape == (2, 1) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_config_geometry_is_the_schemas(name):
+    """Every config builds models with the geometry the plugin reads from the schema (window, strides, sigma)."""
+    cfg = CONFIGS[name]
+    assert cfg.high_res_window_px == schema.HIGH_RES_WINDOW_PX == schema.ROLE_GRID["high_res"]["window_px"]
+    assert cfg.low_res_window_px == schema.LOW_RES_WINDOW_PX == schema.ROLE_GRID["low_res"]["window_px"]
+    assert cfg.high_res_output_stride == schema.HIGH_RES_OUTPUT_STRIDE
+    assert cfg.low_res_output_stride == schema.LOW_RES_OUTPUT_STRIDE
+    assert cfg.pooling_sigma_cells == schema.POOLING_SIGMA_CELLS
+    # both windows cover the same ground (2.56 km), as the plugin's grids require
+    assert cfg.high_res_window_px * schema.HIGH_RES_PIXEL_SIZE_M == cfg.low_res_window_px * schema.LOW_RES_PIXEL_SIZE_M
+    # the high-res window holds a whole number of encoder cells, one per 320 m output pixel
+    assert cfg.high_res_window_px % cfg.high_res_output_stride == 0
+    assert schema.HIGH_RES_PIXEL_SIZE_M * cfg.high_res_output_stride == 320.0
+
+
+def test_old_run_configs_with_removed_fields_still_load():
+    from training.config import config_from_dict
+
+    old = {**SMALL.to_dict(), "learning_rate_sweep": [0.1, 0.05], "weight_decay_sweep": [1e-4]}
+    assert config_from_dict(old) == SMALL
