@@ -6,7 +6,6 @@ import os
 import stat
 from dataclasses import replace
 
-import numpy as np
 import onnx
 import pytest
 import rasterio
