@@ -63,21 +63,20 @@ def agreement_with_truth(output_path: str, truth_path: str) -> dict[str, float]:
 
 
 def raster_summary(path: str) -> dict[str, object]:
-    """Size, CRS, pixel size, provenance tags and band-1 statistics (m3/m3) of a written map."""
+    """Size, CRS, pixel size, provenance tags and band-1 statistics (m3/m3) of a written map.
+
+    The statistics are the engine's own (``EngineStats.summary``), recomputed from the file.
+    """
     import rasterio
 
+    from .core.engine import EngineStats
+
     with rasterio.open(path) as ds:
-        sm = ds.read(1, masked=True).astype(np.float64).filled(np.nan)
         coverage = ds.read(2) if ds.count > 1 else None
         tags = ds.tags()
-        valid = np.isfinite(sm)
-        stats = {
-            "min": float(np.nanmin(sm)) if valid.any() else float("nan"),
-            "mean": float(np.nanmean(sm)) if valid.any() else float("nan"),
-            "max": float(np.nanmax(sm)) if valid.any() else float("nan"),
-            "std": float(np.nanstd(sm)) if valid.any() else float("nan"),
-            "valid_fraction": float(valid.mean()),
-        }
+        running = EngineStats()
+        running.add(ds.read(1))  # the engine's NODATA is the map's nodata
+        stats = running.summary()
         return {
             "path": path,
             "width": ds.width,
