@@ -125,14 +125,6 @@ class ModelGrid:
         """Centre (x, y) in ``crs`` of output pixel (row, col), i.e. of its model window (m)."""
         return (self.x0 + (col + 0.5) * self.out_res_m, self.y0 - (row + 0.5) * self.out_res_m)
 
-    def centres_transform(self, row0: int, col0: int) -> Any:
-        """Transform of the output block starting at (row0, col0); its pixel centres are window centres."""
-        from affine import Affine
-
-        return Affine(
-            self.out_res_m, 0.0, self.x0 + col0 * self.out_res_m, 0.0, -self.out_res_m, self.y0 - row0 * self.out_res_m
-        )
-
     def block_transform(self, role: str, row0: int, col0: int) -> Any:
         """Transform of ``role``'s block whose first window belongs to output pixel (row0, col0)."""
         from affine import Affine
