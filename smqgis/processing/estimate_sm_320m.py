@@ -121,7 +121,7 @@ def help_html() -> str:
         if spec.constant_param:
             band = constant_band(spec.source)
             constants.append(
-                f"<p><b>{src.title} {band.name} constant</b> ({spec.constant_param}): a constant {band.name} "
+                f"<p><b>Constant {src.key} {band.name}</b> ({spec.constant_param}): a constant {band.name} "
                 f"({band.units}) used when the {spec.layer_param} raster has no {band.name} band; a warning is "
                 f"logged because {band.constant_note.split(';')[0]}.</p>"
             )
@@ -304,8 +304,8 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
                 self.addParameter(
                     QgsProcessingParameterNumber(
                         spec.constant_param,
-                        self.tr("{} {} ({}) when the raster has no {} band").format(
-                            sources.SOURCES[spec.source].title, band.name, band.units, band.name),
+                        self.tr("Constant {} {} ({}) when the {} raster has no {} band").format(
+                            spec.source, band.name, band.units, spec.layer_param, band.name),
                         type=NUMBER_DOUBLE,
                         optional=True,
                         minValue=band.physical_range[0],
