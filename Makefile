@@ -19,10 +19,10 @@ export QGIS_PLUGINPATH := $(BUILD)/plugins
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all demo test test-train test-qgis system venv venv-train plugin-link clean bench resources help
+.PHONY: all demo test test-train test-qgis lint system venv venv-train plugin-link clean bench resources help
 
 help:
-	@echo "make demo | make test | make bench | make clean"
+	@echo "make demo | make test | make lint | make bench | make clean"
 
 # --- system packages (Debian 12 / Ubuntu) -----------------------------------
 $(BUILD)/.system-ok:
@@ -80,7 +80,11 @@ test-qgis: venv plugin-link
 
 test-qgis: $(BUILD)/.chromium-ok
 
-test: test-train test-qgis
+# ruff (rules and line length in pyproject.toml) over the whole repository
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: lint test-train test-qgis
 
 # Regenerate the bundled sample scene and the demo model from fixed seeds (simulated world).
 resources: venv-train

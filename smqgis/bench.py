@@ -3,7 +3,7 @@
 Issue 5's benchmark. For each model (``small``: the CPU-sized config; ``paper``: Xception-65 /
 Xception-41 at full width, random weights) and each area (5, 10, 20, 40 km squares) it
 synthesises local GeoTIFF inputs (each source in its usual CRS and resolution), maps them
-end to end with :func:`smqgis.core.pipeline.estimate_sm_320m` in fast mode, and times exact
+end to end with :func:`smqgis.core.kinds.fusion.estimate_sm_320m` in fast mode, and times exact
 mode on a sample of windows (exact mode at 20-40 km takes hours with the paper model: its
 time is the sampled time per output pixel times the area's pixels - extrapolated, and the
 report says so). Each case runs in its own process so its peak RSS is its own. FLOPs come
@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from .paths import PLUGIN_DIR
+
 log = logging.getLogger("smqgis.bench")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PLUGIN_DIR
 UTM = "EPSG:32614"
 ORIGIN = (600000.0, 3900000.0)  # SW corner of every synthetic area (m, UTM 14N)
 MODELS = {
@@ -205,8 +207,9 @@ def run_case(model_path: str, inputs: dict[str, str], area_km: float, mode: str,
     The onnxruntime peak is measured in this process right before the run; the peak RSS is
     taken right after it (FLOPs are counted by the parent, not here).
     """
+    from .core.kinds.fusion import estimate_sm_320m
     from .core.model import physical_cores
-    from .core.pipeline import LayerInput, estimate_sm_320m
+    from .core.pipeline import LayerInput
 
     threads = physical_cores()
     peak = ort_peak_gflops(threads)
@@ -243,7 +246,7 @@ def add_flops(case: dict[str, Any], model_path: Path) -> None:
 
 def fast_exact_agreement(model_path: Path) -> dict[str, Any] | None:
     """Mean and max |fast - exact| (m3/m3) on the bundled sample scene, or None without the demo model."""
-    from .core.pipeline import estimate_sm_arrays
+    from .core.kinds.fusion import estimate_sm_arrays
     from .demo import SAMPLE, sample_inputs
 
     if not model_path.is_file() or not (SAMPLE / "manifest.json").is_file():

@@ -9,7 +9,7 @@ coarse input, re-gridded) and the share of the map's variance that lies between 
 (1 = the map is SMAP's pattern; the truth's own share is printed beside it).
 With ``--via qgis_process`` (what ``make demo`` uses) the map is made by the plugin itself:
 the Processing algorithm ``smqgis:estimate_sm_320m`` run headless by ``qgis_process``;
-with ``--via core`` (the default) it calls ``smqgis.core.pipeline`` directly, the same code
+with ``--via core`` (the default) it calls ``smqgis.core.kinds.fusion`` directly, the same code
 the algorithm runs. Either way the summary is read back from the written GeoTIFF, and a
 quicklook PNG (a row per date: SMAP input | estimate | truth | scatter, in m3/m3, with the SMAP
 cell edges drawn) is written beside the first map.
@@ -30,14 +30,15 @@ import numpy as np
 
 from .core import metrics, schema
 from .core.errors import SmqgisError
-from .core.pipeline import LayerInput, estimate_sm_320m
+from .core.kinds.fusion import estimate_sm_320m
+from .core.pipeline import LayerInput
+from .paths import DEMO_MODEL_PATH, PLUGIN_DIR, SAMPLE_DIR
 
 log = logging.getLogger("smqgis.demo")
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "resources" / "sample"
-DEMO_MODEL = ROOT / "resources" / "models" / "demo_fusion_simulated.onnx"
-DEFAULT_OUTPUT = ROOT / "build" / "demo" / "soil_moisture_320m.tif"
+SAMPLE = SAMPLE_DIR
+DEMO_MODEL = DEMO_MODEL_PATH
+DEFAULT_OUTPUT = PLUGIN_DIR / "build" / "demo" / "soil_moisture_320m.tif"
 #: The sample's simulated in-situ sensors (training/simulate/sample_sensors.py).
 SAMPLE_SENSORS = "insitu_sensors_simulated.csv"
 #: Pairs a sensor needs to enter the demo's averages: one per sample date (3). The paper's rule is 13
@@ -64,7 +65,9 @@ def sample_dates(sample_dir: Path = SAMPLE) -> list[dict[str, object]]:
     if not listing.is_file():
         manifest = json.loads((sample_dir / "manifest.json").read_text())
         return [{"date": str(manifest.get("anchor_time", ""))[:10], "kind": "", "what": "", "folder": sample_dir}]
-    return [{**d, "folder": (sample_dir / str(d["folder"])).resolve()} for d in json.loads(listing.read_text())["dates"]]
+    return [
+        {**d, "folder": (sample_dir / str(d["folder"])).resolve()} for d in json.loads(listing.read_text())["dates"]
+    ]
 
 
 def smap_on_grid(output_path: str, smap_path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -110,33 +113,39 @@ def agreement_with_truth(output_path: str, truth_path: str, smap_path: str | Non
         pred = out.read(1, masked=True).filled(np.nan).astype(np.float64)
     truth = _truth_on_grid(output_path, truth_path)
     n = int(np.sum(np.isfinite(pred) & np.isfinite(truth)))
-    result: dict[str, float] = {"r": metrics.pearson_r(pred, truth), "ubrmse": metrics.ubrmse(pred, truth),
-                                "bias": metrics.bias(pred, truth), "n_pixels": n}
+    result: dict[str, float] = {
+        "r": metrics.pearson_r(pred, truth),
+        "ubrmse": metrics.ubrmse(pred, truth),
+        "bias": metrics.bias(pred, truth),
+        "n_pixels": n,
+    }
     if smap_path:
         smap, cell = smap_on_grid(output_path, smap_path)
-        result.update(smap_r=metrics.pearson_r(smap, truth), smap_ubrmse=metrics.ubrmse(smap, truth),
-                      smap_bias=metrics.bias(smap, truth),
-                      between_smap_cells=metrics.between_group_variance_share(pred, cell),
-                      truth_between_smap_cells=metrics.between_group_variance_share(truth, cell))
+        result.update(
+            smap_r=metrics.pearson_r(smap, truth),
+            smap_ubrmse=metrics.ubrmse(smap, truth),
+            smap_bias=metrics.bias(smap, truth),
+            between_smap_cells=metrics.between_group_variance_share(pred, cell),
+            truth_between_smap_cells=metrics.between_group_variance_share(truth, cell),
+        )
     return result
 
 
 def raster_summary(path: str) -> dict[str, object]:
-    """Size, CRS, pixel size, provenance tags and band-1 statistics (m3/m3) of a written map."""
+    """Size, CRS, pixel size, provenance tags and band-1 statistics (m3/m3) of a written map.
+
+    The statistics are the engine's own (``EngineStats.summary``), recomputed from the file.
+    """
     import rasterio
 
+    from .core.engine import EngineStats
+
     with rasterio.open(path) as ds:
-        sm = ds.read(1, masked=True).astype(np.float64).filled(np.nan)
         coverage = ds.read(2) if ds.count > 1 else None
         tags = ds.tags()
-        valid = np.isfinite(sm)
-        stats = {
-            "min": float(np.nanmin(sm)) if valid.any() else float("nan"),
-            "mean": float(np.nanmean(sm)) if valid.any() else float("nan"),
-            "max": float(np.nanmax(sm)) if valid.any() else float("nan"),
-            "std": float(np.nanstd(sm)) if valid.any() else float("nan"),
-            "valid_fraction": float(valid.mean()),
-        }
+        running = EngineStats()
+        running.add(ds.read(1))  # the engine's NODATA is the map's nodata
+        stats = running.summary()
         return {
             "path": path,
             "width": ds.width,
@@ -149,26 +158,42 @@ def raster_summary(path: str) -> dict[str, object]:
         }
 
 
-def report(summary: dict, agreement: dict[str, float], *, label: str, how: str, seconds: float,
-           warnings: list[str] | None = None) -> str:
+def report(
+    summary: dict,
+    agreement: dict[str, float],
+    *,
+    label: str,
+    how: str,
+    seconds: float,
+    warnings: list[str] | None = None,
+) -> str:
     """The demo's printed summary."""
     s = summary["stats"]
-    return "\n".join([
-        f"soil-moisture map written to: {summary['path']}",
-        f"  model: {label}",
-        f"  made by: {how}",
-        f"  size: {summary['width']} x {summary['height']} px of {summary['pixel_size_m']:g} m, "
-        f"CRS {summary['crs']}",
-        f"  soil moisture (m3/m3): min {s['min']:.4f}  mean {s['mean']:.4f}  max {s['max']:.4f}  "
-        f"std {s['std']:.4f}; valid fraction {s['valid_fraction']:.3f}",
-        f"  agreement with the sample's known truth on the 320 m grid ({agreement['n_pixels']} px): "
-        f"R {agreement['r']:.3f}, ubRMSE {agreement['ubrmse']:.4f} m3/m3, bias {agreement['bias']:+.4f} m3/m3",
-        *([f"  SMAP alone (the coarse input, re-gridded): R {agreement['smap_r']:.3f}, "
-           f"ubRMSE {agreement['smap_ubrmse']:.4f} m3/m3, bias {agreement['smap_bias']:+.4f} m3/m3; "
-           f"share of the map's variance between SMAP cells {agreement['between_smap_cells']:.0%} "
-           f"(truth: {agreement['truth_between_smap_cells']:.0%})"] if "smap_r" in agreement else []),
-        f"  wall time: {seconds:.2f} s",
-    ] + [f"  warning: {w}" for w in (warnings or [])])
+    return "\n".join(
+        [
+            f"soil-moisture map written to: {summary['path']}",
+            f"  model: {label}",
+            f"  made by: {how}",
+            f"  size: {summary['width']} x {summary['height']} px of {summary['pixel_size_m']:g} m, "
+            f"CRS {summary['crs']}",
+            f"  soil moisture (m3/m3): min {s['min']:.4f}  mean {s['mean']:.4f}  max {s['max']:.4f}  "
+            f"std {s['std']:.4f}; valid fraction {s['valid_fraction']:.3f}",
+            f"  agreement with the sample's known truth on the 320 m grid ({agreement['n_pixels']} px): "
+            f"R {agreement['r']:.3f}, ubRMSE {agreement['ubrmse']:.4f} m3/m3, bias {agreement['bias']:+.4f} m3/m3",
+            *(
+                [
+                    f"  SMAP alone (the coarse input, re-gridded): R {agreement['smap_r']:.3f}, "
+                    f"ubRMSE {agreement['smap_ubrmse']:.4f} m3/m3, bias {agreement['smap_bias']:+.4f} m3/m3; "
+                    f"share of the map's variance between SMAP cells {agreement['between_smap_cells']:.0%} "
+                    f"(truth: {agreement['truth_between_smap_cells']:.0%})"
+                ]
+                if "smap_r" in agreement
+                else []
+            ),
+            f"  wall time: {seconds:.2f} s",
+        ]
+        + [f"  warning: {w}" for w in (warnings or [])]
+    )
 
 
 def validate_against_sensors(maps: list[str], sensors_csv: Path, no_report: bool = False) -> str:
@@ -178,10 +203,13 @@ def validate_against_sensors(maps: list[str], sensors_csv: Path, no_report: bool
 
     result = validate_maps(maps, str(sensors_csv), min_points=DEMO_MIN_POINTS)
     out = Path(maps[0]).parent
-    text = [f"validation against the sample's SIMULATED sensors ({sensors_csv.name}); sensors with >= "
-            f"{DEMO_MIN_POINTS} pairs (one per date) enter the averages - the paper asks for 13, which a "
-            "3-date sample cannot give:", result.table_text(),
-            f"  per-sensor CSV: {result.write_csv(str(out / 'validation.csv'))}"]
+    text = [
+        f"validation against the sample's SIMULATED sensors ({sensors_csv.name}); sensors with >= "
+        f"{DEMO_MIN_POINTS} pairs (one per date) enter the averages - the paper asks for 13, which a "
+        "3-date sample cannot give:",
+        result.table_text(),
+        f"  per-sensor CSV: {result.write_csv(str(out / 'validation.csv'))}",
+    ]
     if not no_report:
         text.append(f"  report: {write_html_report(result, str(out / 'validation.html'))}")
     return "\n".join(text)
@@ -204,21 +232,22 @@ def run_via_qgis_process(model: str, sample: Path, output: str, mode: str, provi
     from .processing.ids import ALGORITHM_ID, EXECUTION_PROVIDERS, MODES
 
     exe = qgis_process_executable()
-    enable = subprocess.run([exe, "plugins", "enable", "smqgis"], capture_output=True, text=True,  # noqa: S603
-                            check=False)
+    enable = subprocess.run([exe, "plugins", "enable", "smqgis"], capture_output=True, text=True, check=False)
     if enable.returncode != 0 and "already enabled" not in (enable.stdout + enable.stderr):
         raise RuntimeError(f"qgis_process could not enable the smqgis plugin: {enable.stderr.strip()}")
     manifest = json.loads((sample / "manifest.json").read_text())
-    params = {"MODEL": model, "MODE": MODES.index(mode), "PROVIDER": EXECUTION_PROVIDERS.index(provider),
-              "OUTPUT": output}
-    params.update({key.upper(): str(sample / spec["path"])
-                   for key, spec in manifest["inputs"].items()})
+    params = {
+        "MODEL": model,
+        "MODE": MODES.index(mode),
+        "PROVIDER": EXECUTION_PROVIDERS.index(provider),
+        "OUTPUT": output,
+    }
+    params.update({key.upper(): str(sample / spec["path"]) for key, spec in manifest["inputs"].items()})
     args = [f"--{name}={value}" for name, value in params.items()]
-    proc = subprocess.run([exe, "run", ALGORITHM_ID, "--json", *args], capture_output=True,  # noqa: S603
-                          text=True, check=False)
+    proc = subprocess.run([exe, "run", ALGORITHM_ID, "--json", *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"qgis_process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout[proc.stdout.index("{"):])["results"]
+    return json.loads(proc.stdout[proc.stdout.index("{") :])["results"]
 
 
 def quicklook(rows: list[dict[str, str]], png_path: str, label: str) -> str:
@@ -246,7 +275,11 @@ def quicklook(rows: list[dict[str, str]], png_path: str, label: str) -> str:
         truth = _truth_on_grid(row["output"], row["truth"])
         smap, cell = smap_on_grid(row["output"], row["smap"])
         edges = _cell_edges(cell, ext[0], ext[3], px_km)
-        panels = ((smap, "SMAP input, re-gridded"), (pred, "smqgis estimate, 320 m"), (truth, "known truth, 320 m mean"))
+        panels = (
+            (smap, "SMAP input, re-gridded"),
+            (pred, "smqgis estimate, 320 m"),
+            (truth, "known truth, 320 m mean"),
+        )
         for ax, data, title in zip(ax_row, *zip(*panels)):
             im = ax.imshow(data, extent=ext, cmap="YlGnBu", vmin=0.0, vmax=0.5)
             # SMAP cell edges: where the cell id changes between neighbouring pixels
@@ -300,8 +333,14 @@ def _truth_on_grid(output_path: str, truth_path: str) -> np.ndarray:
             truth = tr.read(1, masked=True).astype(np.float64).filled(np.nan)
         else:
             truth = np.full(grid[2], np.nan, dtype=np.float64)
-            reproject(rasterio.band(tr, 1), truth, dst_crs=grid[0], dst_transform=grid[1], dst_nodata=np.nan,
-                      resampling=Resampling.average)
+            reproject(
+                rasterio.band(tr, 1),
+                truth,
+                dst_crs=grid[0],
+                dst_transform=grid[1],
+                dst_nodata=np.nan,
+                resampling=Resampling.average,
+            )
         return truth * tr.scales[0] + tr.offsets[0]
 
 
@@ -315,18 +354,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="output GeoTIFF")
     parser.add_argument("--mode", default="fast", choices=schema.INFERENCE_MODES)
     parser.add_argument("--provider", default="auto", choices=schema.EXECUTION_PROVIDERS)
-    parser.add_argument("--via", default="core", choices=("core", "qgis_process"),
-                        help="core: call smqgis.core directly; qgis_process: run the plugin's Processing algorithm")
+    parser.add_argument(
+        "--via",
+        default="core",
+        choices=("core", "qgis_process"),
+        help="core: call smqgis.core directly; qgis_process: run the plugin's Processing algorithm",
+    )
     parser.add_argument("--no-png", action="store_true", help="do not write the quicklook PNG")
-    parser.add_argument("--no-validation", action="store_true",
-                        help="do not validate the maps against the sample's simulated sensors")
-    parser.add_argument("--first-date-only", action="store_true",
-                        help="map the sample's first date only (default: every date in dates.json)")
+    parser.add_argument(
+        "--no-validation", action="store_true", help="do not validate the maps against the sample's simulated sensors"
+    )
+    parser.add_argument(
+        "--first-date-only",
+        action="store_true",
+        help="map the sample's first date only (default: every date in dates.json)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not os.path.isfile(args.model):
-        log.error("the demo model %s is missing; it is made by `python -m training.simulate.make_resources` "
-                  "(see README) - or pass --model", args.model)
+        log.error(
+            "the demo model %s is missing; it is made by `python -m training.simulate.make_resources` "
+            "(see README) - or pass --model",
+            args.model,
+        )
         return 2
     sample = Path(args.sample)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -342,14 +392,17 @@ def main(argv: list[str] | None = None) -> int:
         warnings: list[str] = []
         try:
             if args.via == "qgis_process":
-                results = run_via_qgis_process(os.path.abspath(args.model), folder.resolve(),
-                                               os.path.abspath(output), args.mode, args.provider)
+                results = run_via_qgis_process(
+                    os.path.abspath(args.model), folder.resolve(), os.path.abspath(output), args.mode, args.provider
+                )
                 label = str(results.get("MODEL_LABEL", ""))
-                how = (f"qgis_process run smqgis:estimate_sm_320m (mode {args.mode}, "
-                       f"{results.get('EXECUTION_PROVIDER')})")
+                how = (
+                    f"qgis_process run smqgis:estimate_sm_320m (mode {args.mode}, {results.get('EXECUTION_PROVIDER')})"
+                )
             else:
-                res = estimate_sm_320m(args.model, sample_inputs(folder), output, mode=args.mode,
-                                       provider=args.provider)
+                res = estimate_sm_320m(
+                    args.model, sample_inputs(folder), output, mode=args.mode, provider=args.provider
+                )
                 label, how, warnings = res.label, f"smqgis.core (mode {res.mode}, {res.provider})", res.warnings
         except (SmqgisError, RuntimeError, FileNotFoundError) as exc:
             log.error("%s", exc)

@@ -9,17 +9,15 @@ plugin adds no GUI of its own yet: the algorithm lives in the Processing Toolbox
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from qgis.core import QgsApplication, QgsSettings
 from qgis.PyQt.QtCore import QCoreApplication, QTranslator
 
+from .paths import I18N_DIR
 from .processing.provider import SmqgisProvider
 
 LOGGER = logging.getLogger(__name__)
-
-I18N_DIR = Path(__file__).resolve().parents[1] / "i18n"
 
 
 class SmqgisPlugin:

@@ -49,11 +49,16 @@ PAPER_AUGMENT = AugmentConfig()
 def random_params(seed: tf.Tensor, config: AugmentConfig = PAPER_AUGMENT) -> dict[str, tf.Tensor]:
     """Draw the Table 6 augmentation parameters of one example (stateless).
 
-    Args:
-        seed: int32/int64 [2] stateless seed (e.g. ``[run_seed, example_index]``).
-        config: probabilities and extents.
+    Parameters
+    ----------
+    seed : tf.Tensor
+        int32/int64 [2] stateless seed (e.g. ``[run_seed, example_index]``).
+    config : AugmentConfig
+        probabilities and extents.
 
-    Returns:
+    Returns
+    -------
+    dict[str, tf.Tensor]
         float32 scalars: ``theta`` (rotation, rad; 0 when not drawn), ``flip_x``
         and ``flip_y`` (-1 or 1), ``shear_x`` and ``shear_y`` (tangent of the
         shear angle; 0 when not drawn).
@@ -109,12 +114,18 @@ def transform_window(image: tf.Tensor, matrix: tf.Tensor, window_px: int) -> tf.
     the image centre and ``o`` the window's top-left in the image, bilinear,
     :data:`FILL_MODE` outside. With ``M = I`` this is exactly the centre crop.
 
-    Args:
-        image: float32 [H, W, C] with H - window_px and W - window_px even.
-        matrix: float32 [2, 2] from :func:`random_matrix`.
-        window_px: side of the output window in pixels.
+    Parameters
+    ----------
+    image : tf.Tensor
+        float32 [H, W, C] with H - window_px and W - window_px even.
+    matrix : tf.Tensor
+        float32 [2, 2] from :func:`random_matrix`.
+    window_px : int
+        side of the output window in pixels.
 
-    Returns:
+    Returns
+    -------
+    tf.Tensor
         float32 [window_px, window_px, C].
     """
     height, width, channels = image.shape

@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from smqgis.core import schema
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -31,11 +33,12 @@ class ModelConfig:
     width_multiplier: float = 1.0
     low_res_depth_multiplier: float = 0.5  # "fractional"; the value is not in the paper
     channel_divisor: int = 8
-    high_res_output_stride: int = 32  # 256 px at 10 m -> 8 x 8 cells of 320 m
-    low_res_output_stride: int = 16  # 16 px at 160 m -> 1 x 1 cell
-    high_res_window_px: int = 256
-    low_res_window_px: int = 16
-    pooling_sigma_cells: float = 2.0  # centre-weighted pooling; not in the paper
+    # the model's geometry is the schema's (the plugin reads it from the metadata); a test checks every config
+    high_res_output_stride: int = schema.HIGH_RES_OUTPUT_STRIDE  # 256 px at 10 m -> 8 x 8 cells of 320 m
+    low_res_output_stride: int = schema.LOW_RES_OUTPUT_STRIDE  # 16 px at 160 m -> 1 x 1 cell
+    high_res_window_px: int = schema.HIGH_RES_WINDOW_PX
+    low_res_window_px: int = schema.LOW_RES_WINDOW_PX
+    pooling_sigma_cells: float = schema.POOLING_SIGMA_CELLS  # centre-weighted pooling; not in the paper
     drop_path_keep: float = 0.6  # keep probability of the deepest residual unit
     # --- fusion heads (section 3a2, Table 7) ---
     head1_widths: tuple[int, ...] = (128, 64)  # then Dense(1)
@@ -51,12 +54,10 @@ class ModelConfig:
     batch_size: int = 64
     momentum: float = 0.9
     learning_rate: float = 0.05
-    learning_rate_sweep: tuple[float, ...] = (0.1, 0.05, 0.03)
     lr_decay_power: float = 0.9  # polynomial decay to end_learning_rate over train_steps
     end_learning_rate: float = 0.0
     train_steps: int = 600_000
     weight_decay: float = 5e-5  # decoupled (Loshchilov & Hutter), scaled by the learning rate
-    weight_decay_sweep: tuple[float, ...] = (1e-4, 5e-5, 3e-5)
     huber_delta: float = 0.4  # m3/m3
     checkpoint_every_steps: int = 5000
     seed: int = 0
@@ -101,5 +102,9 @@ def get_config(name: str) -> ModelConfig:
 
 
 def config_from_dict(values: dict[str, Any]) -> ModelConfig:
-    """Inverse of :meth:`ModelConfig.to_dict` (lists become tuples again)."""
-    return ModelConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
+    """Inverse of :meth:`ModelConfig.to_dict` (lists become tuples again).
+
+    Keys that are no longer fields (e.g. the hyper-parameter sweeps of older runs) are ignored.
+    """
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in fields})

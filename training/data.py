@@ -85,16 +85,20 @@ def _encoded_ints(key: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
 def serialize_example(example: Mapping[str, Any]) -> bytes:
     """Serialize one example of the released schema to ``tf.train.Example`` bytes.
 
-    Args:
-        example: image keys (``IMAGE_KEYS``) -> [512, 512] arrays in the 0-255
-            encoding (rounded to int64); ``smap_sm`` / ``gldas_sm`` -> 0-255
-            scalars; ``center_lat`` / ``center_long`` (deg), ``timestamp`` (ms
-            since 1970), ``sm_0_5`` / ``sm_5_5`` (m3/m3; NaN allowed, None
-            omits the field) -> float; ``sensor_id`` -> str. Other keys are
-            written by their value type (integer arrays / ints as int64,
-            floats as float, str / bytes as bytes).
+    Parameters
+    ----------
+    example : Mapping[str, Any]
+        image keys (``IMAGE_KEYS``) -> [512, 512] arrays in the 0-255
+        encoding (rounded to int64); ``smap_sm`` / ``gldas_sm`` -> 0-255
+        scalars; ``center_lat`` / ``center_long`` (deg), ``timestamp`` (ms
+        since 1970), ``sm_0_5`` / ``sm_5_5`` (m3/m3; NaN allowed, None
+        omits the field) -> float; ``sensor_id`` -> str. Other keys are
+        written by their value type (integer arrays / ints as int64,
+        floats as float, str / bytes as bytes).
 
-    Returns:
+    Returns
+    -------
+    bytes
         The serialized proto.
     """
     # Fill the proto in place: building Feature objects first and passing them
@@ -126,12 +130,18 @@ def serialize_example(example: Mapping[str, Any]) -> bytes:
 def write_examples(path: str, examples: Iterable[Mapping[str, Any]], compress: bool = True) -> int:
     """Write examples (see :func:`serialize_example`) to one TFRecord file.
 
-    Args:
-        path: output file (conventionally ``*.tfrecord.gz`` when compressed).
-        examples: dicts in the released schema.
-        compress: gzip the records, as the released shards are.
+    Parameters
+    ----------
+    path : str
+        output file (conventionally ``*.tfrecord.gz`` when compressed).
+    examples : Iterable[Mapping[str, Any]]
+        dicts in the released schema.
+    compress : bool
+        gzip the records, as the released shards are.
 
-    Returns:
+    Returns
+    -------
+    int
         The number of examples written.
     """
     count = 0
@@ -271,26 +281,39 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (features, label) from released-schema TFRecord files.
 
-    Args:
-        file_pattern: a glob, a path, or a list of them (gzip detected per file).
-        variant: a name of ``smqgis.core.schema.VARIANTS``; picks the roles and
-            the band order.
-        batch_size: examples per batch.
-        training: shuffle (files and records, ``shuffle_buffer`` serialized
-            records of about 5 MB each for all 14 released bands) and repeat
-            forever; otherwise one pass in file order.
-        seed: seeds the shuffles and the per-example augmentation
-            (stateless seed ``[seed, index]``), so two runs yield the same stream.
-        drop_remainder: static batch shapes (TPU); pass False to evaluate all.
-        augment: apply the Table 6 augmentations; default: ``training``.
-        with_meta: add ``sensor_id`` (string), ``timestamp`` (ms),
-            ``center_lat`` / ``center_long`` (deg) and, if the files carry
-            SoilGrids sand/silt/clay, ``sand_silt_clay_gkg`` [B, 3] (g/kg over the
-            centre 320 m) to the features.
-        shuffle_buffer: records in the shuffle buffer.
-        augment_config: probabilities and extents of the augmentations.
+    Parameters
+    ----------
+    file_pattern : str | list[str]
+        a glob, a path, or a list of them (gzip detected per file).
+    variant : str
+        a name of ``smqgis.core.schema.VARIANTS``; picks the roles and
+        the band order.
+    batch_size : int
+        examples per batch.
+    training : bool
+        shuffle (files and records, ``shuffle_buffer`` serialized
+        records of about 5 MB each for all 14 released bands) and repeat
+        forever; otherwise one pass in file order.
+    seed : int
+        seeds the shuffles and the per-example augmentation
+        (stateless seed ``[seed, index]``), so two runs yield the same stream.
+    drop_remainder : bool
+        static batch shapes (TPU); pass False to evaluate all.
+    augment : bool | None
+        apply the Table 6 augmentations; default: ``training``.
+    with_meta : bool
+        add ``sensor_id`` (string), ``timestamp`` (ms),
+        ``center_lat`` / ``center_long`` (deg) and, if the files carry
+        SoilGrids sand/silt/clay, ``sand_silt_clay_gkg`` [B, 3] (g/kg over the
+        centre 320 m) to the features.
+    shuffle_buffer : int
+        records in the shuffle buffer.
+    augment_config : aug.AugmentConfig
+        probabilities and extents of the augmentations.
 
-    Returns:
+    Returns
+    -------
+    tf.data.Dataset
         Dataset of ``(features, label)``: features as described in the module
         paragraph (float32, 0-255), label float32 [B] in m3/m3.
     """

@@ -95,15 +95,23 @@ def evaluate_predictions(
 ) -> dict[str, Any]:
     """The evaluation report of estimates against observations.
 
-    Args:
-        pred: estimates, m3/m3, shape [N].
-        obs: in-situ observations, m3/m3, shape [N].
-        sensor_ids: one sensor id per point, shape [N].
-        strata: stratification name -> one category per point (e.g.
-            ``{"texture": names}``).
-        min_points: fewest points of a sensor in the averages (13 in the paper).
+    Parameters
+    ----------
+    pred : np.ndarray
+        estimates, m3/m3, shape [N].
+    obs : np.ndarray
+        in-situ observations, m3/m3, shape [N].
+    sensor_ids : np.ndarray
+        one sensor id per point, shape [N].
+    strata : Mapping[str, np.ndarray] | None
+        stratification name -> one category per point (e.g.
+        ``{"texture": names}``).
+    min_points : int
+        fewest points of a sensor in the averages (13 in the paper).
 
-    Returns:
+    Returns
+    -------
+    dict[str, Any]
         ``{"overall": averages (ubrmse, rmse, r, bias, n_sensors, n_points,
         n_sensors_r), "per_sensor": {id: row}, "strata": {name: {category:
         averages + few_sensors}}, "min_points", "n_examples", "n_sensors_total"}``.

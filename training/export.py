@@ -81,7 +81,9 @@ def inference_function(model: Any, cfg: ModelConfig, variant: str) -> tf.types.e
     return serve
 
 
-def random_inputs(cfg: ModelConfig, variant: str, *, windows: int | None, tile_hw: tuple[int, int] | None, seed: int) -> dict[str, np.ndarray]:
+def random_inputs(
+    cfg: ModelConfig, variant: str, *, windows: int | None, tile_hw: tuple[int, int] | None, seed: int
+) -> dict[str, np.ndarray]:
     """Random 0-255 encoded inputs for one call: ``windows`` windows of 256 px, or one tile."""
     rng = np.random.default_rng(seed)
     roles = schema.variant_inputs(variant)
@@ -107,7 +109,9 @@ def random_inputs(cfg: ModelConfig, variant: str, *, windows: int | None, tile_h
     return out
 
 
-def parity_check(serve: Any, onnx_bytes: bytes, cfg: ModelConfig, variant: str, *, seed: int, tolerance: float = PARITY_TOLERANCE) -> dict[str, float]:
+def parity_check(
+    serve: Any, onnx_bytes: bytes, cfg: ModelConfig, variant: str, *, seed: int, tolerance: float = PARITY_TOLERANCE
+) -> dict[str, float]:
     """Max |TF - onnxruntime| (m3/m3) on random inputs in both call modes; raise if above ``tolerance``."""
     import onnxruntime as ort
 
@@ -191,6 +195,7 @@ def export_model(
         variant=variant,
         title=title,
         trained_on=trained_on,
+        window_px=cfg.high_res_window_px,
         output_stride=cfg.high_res_output_stride,
         low_res_output_stride=cfg.low_res_output_stride,
         pooling_sigma_cells=cfg.pooling_sigma_cells,

@@ -170,7 +170,9 @@ class _EncoderBuilder:
             x = layers.ReLU(name=f"{name}_pointwise_relu")(x)
         return x
 
-    def xception_unit(self, x, depths: Sequence[int], stride: int, skip: str, name: str, activation_inside: bool = False):
+    def xception_unit(
+        self, x, depths: Sequence[int], stride: int, skip: str, name: str, activation_inside: bool = False
+    ):
         """Three separable convs (the last one strided) plus a conv/identity/no shortcut."""
         unit_stride, rate = self.next_stride_rate(stride)
         residual = x
@@ -210,7 +212,9 @@ class _EncoderBuilder:
         x = self.xception_unit(x, _EXIT_BLOCK1[0], _EXIT_BLOCK1[1], "conv", "exit_block1")
         x = self.xception_unit(x, _EXIT_BLOCK2, 1, "none", "exit_block2", activation_inside=True)
         if self.current_stride != self.output_stride:
-            raise ValueError(f"{self.name}: output stride {self.output_stride} is not reachable (got {self.current_stride})")
+            raise ValueError(
+                f"{self.name}: output stride {self.output_stride} is not reachable (got {self.current_stride})"
+            )
         return keras.Model(inp, x, name=self.name)
 
 

@@ -88,13 +88,17 @@ def huber(labels: tf.Tensor, predictions: tf.Tensor, delta: float) -> tf.Tensor:
     return 0.5 * tf.square(quadratic) + delta * (abs_error - quadratic)
 
 
-def make_optimizer(cfg: ModelConfig, model: keras.Model, *, steps: int, learning_rate: float, weight_decay: float) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    cfg: ModelConfig, model: keras.Model, *, steps: int, learning_rate: float, weight_decay: float
+) -> keras.optimizers.Optimizer:
     """SGD, momentum 0.9, polynomial decay (power 0.9) to 0 over ``steps``, decoupled weight decay on kernels."""
     schedule = keras.optimizers.schedules.PolynomialDecay(
         learning_rate, decay_steps=steps, end_learning_rate=cfg.end_learning_rate, power=cfg.lr_decay_power
     )
     optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum, weight_decay=weight_decay)
-    optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables if v.name not in DECAYED_WEIGHTS])
+    optimizer.exclude_from_weight_decay(
+        var_list=[v for v in model.trainable_variables if v.name not in DECAYED_WEIGHTS]
+    )
     optimizer.build(model.trainable_variables)
     return optimizer
 
@@ -183,9 +187,7 @@ class Trainer:
         return total / tf.cast(num_steps, tf.float32)
 
     def _distributed_predict(self, features: dict[str, tf.Tensor]) -> Any:
-        return self.strategy.run(
-            lambda f: self.model(self._model_inputs(f), training=False)[:, 0], args=(features,)
-        )
+        return self.strategy.run(lambda f: self.model(self._model_inputs(f), training=False)[:, 0], args=(features,))
 
     def fit(
         self,
@@ -202,7 +204,9 @@ class Trainer:
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         checkpoint_every = checkpoint_every or self.cfg.checkpoint_every_steps
         writer = tf.summary.create_file_writer(str(self.model_dir / "logs" / "train")) if self.model_dir else None
-        progbar = keras.utils.Progbar(self.steps, stateful_metrics=["loss", "lr"], verbose=1 if sys.stderr.isatty() else 2)
+        progbar = keras.utils.Progbar(
+            self.steps, stateful_metrics=["loss", "lr"], verbose=1 if sys.stderr.isatty() else 2
+        )
         losses: list[float] = []
         last_saved = self.step
         while self.step < self.steps:
@@ -262,7 +266,9 @@ def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
 def write_run(model_dir: Path, cfg: ModelConfig, variant: str, flags: dict[str, Any]) -> None:
     """Record what a model directory was trained with (read back by export)."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / RUN_FILE).write_text(json.dumps({"config": cfg.to_dict(), "variant": variant, "flags": flags}, indent=2))
+    (model_dir / RUN_FILE).write_text(
+        json.dumps({"config": cfg.to_dict(), "variant": variant, "flags": flags}, indent=2)
+    )
 
 
 def read_run(model_dir: str | os.PathLike) -> tuple[ModelConfig, str, dict[str, Any]]:
@@ -353,7 +359,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_ds = make_dataset(args.train, args.variant, cfg.batch_size, training=True, seed=args.seed)
     start = time.perf_counter()
     losses = trainer.fit(train_ds, steps_per_loop=args.steps_per_loop, checkpoint_every=args.checkpoint_every)
-    log.info("trained to step %d in %.1f s (last loss %s)", trainer.step, time.perf_counter() - start, losses[-1:] or "-")
+    log.info(
+        "trained to step %d in %.1f s (last loss %s)", trainer.step, time.perf_counter() - start, losses[-1:] or "-"
+    )
     result: dict[str, Any] = {}
     if args.val:
         val_ds = make_dataset(

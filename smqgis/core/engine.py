@@ -1,19 +1,12 @@
-"""Tiled ONNX inference over the output grid, in exact or fast mode, streaming tile by tile.
+"""Step four of the flow: tiled inference over the output grid, streaming tile by tile.
 
-Step four of the flow. The output grid is cut into tiles of output pixels; for each tile
-a :class:`~smqgis.core.io.TileReader` delivers the encoded role blocks (read one tile
-ahead on a worker thread: warping and encoding overlap inference, and at most two
-tiles are in memory, so memory does not grow with the area) and the tile's result is
-handed to a writer at once.
-
-Both modes call the same graph (``schema.py``): **exact** cuts the tile's high-res block
-into one 256 px window per output pixel and evaluates them in batches - the paper's
-method, each window seen alone with zero padding at its edges; **fast** (the default)
-feeds the whole block, ``32 * (n + 7)`` px a side for ``n`` output pixels, in one call,
-so the encoder runs once over shared context and the centre-weighted pooling slides over
-its feature map. Results differ only where a window's edge sees real neighbours in fast
-mode and zero padding in exact mode. A window whose coverage is below 1 (it touches
-nodata in a required input) gives nodata in both modes.
+The output grid is cut into tiles of output pixels; for each tile a :class:`TileSource`
+delivers the tile's encoded inputs (read one tile ahead on a worker thread: reading and
+encoding overlap inference, and at most two tiles are in memory, so memory does not grow
+with the area), a :class:`TileRunner` - how a kind of model runs one tile, e.g. the
+fusion kind's fast or exact mode (``kinds/fusion.py``) - turns them into soil moisture,
+and the block is handed to a :class:`Writer` at once. The engine knows these three only
+by their protocols.
 """
 
 from __future__ import annotations
@@ -27,18 +20,17 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from . import schema
 from .errors import Cancelled
 from .grid import ModelGrid
-from .io import NODATA, TileInputs, TileReader
 
 log = logging.getLogger(__name__)
 
-MODES = schema.INFERENCE_MODES
+#: Value of an output pixel without an estimate (a window that touches nodata in a required input).
+NODATA = -9999.0
 #: Default peak-memory budget of a fast-mode run on the CPU (MiB): automatic tiles are as large as fits.
 DEFAULT_MEMORY_BUDGET_MIB = 3072
 #: Memory of a run besides the model and its activations (MiB): interpreter and libraries (~150),
-#: the GDAL block cache (``io.GDAL_CACHE_MIB``), the output statistics.
+#: the GDAL block cache (``layers.GDAL_CACHE_MIB``), the output statistics.
 BASE_MIB = 450
 #: Resident memory per byte of ONNX file (onnxruntime keeps the weights and their pre-packed copies).
 WEIGHT_RSS_FACTOR = 2.3
@@ -57,17 +49,31 @@ ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
 
+class TileData(Protocol):
+    """The inputs of one tile, as a :class:`TileSource` delivers them (e.g. ``tile_inputs.TileInputs``)."""
+
+    row0: int
+    col0: int
+    coverage: np.ndarray  # (nrows, ncols): fraction of each window's pixels where every input is valid (0-1)
+    seconds: float  # wall time spent reading and encoding (s)
+
+
+class TileSource(Protocol):
+    """Reads the inputs of a tile of output pixels (e.g. ``tile_inputs.TileReader``)."""
+
+    def read(self, row0: int, col0: int, nrows: int, ncols: int) -> TileData: ...
+
+
+class TileRunner(Protocol):
+    """Runs the model on one tile: soil moisture (m3/m3, NODATA where none) and the graph calls made."""
+
+    def __call__(self, tile: TileData, is_cancelled: CancelFn | None) -> tuple[np.ndarray, int]: ...
+
+
 class Writer(Protocol):
-    """Where the engine puts each finished block (see ``io.ArrayWriter`` / ``io.GeoTiffWriter``)."""
+    """Where the engine puts each finished block (e.g. ``output.GeoTiffWriter``, ``output.ArrayWriter``)."""
 
     def write(self, row0: int, col0: int, soil_moisture: np.ndarray, coverage: np.ndarray) -> None: ...
-
-
-class Model(Protocol):
-    """What the engine needs of a model (``model.FusionModel``)."""
-
-    def run(self, high_res: np.ndarray | None = None, low_res: np.ndarray | None = None,
-            coarse: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -173,63 +179,14 @@ def plan_tiles(grid: ModelGrid, tile_px: int) -> list[tuple[int, int, int, int]]
     ]
 
 
-def _windows(block: np.ndarray, window_px: int, step_px: int, nrows: int, ncols: int) -> np.ndarray:
-    """View (nrows, ncols, window, window, C) of the windows of a role block."""
-    view = np.lib.stride_tricks.sliding_window_view(block, (window_px, window_px), axis=(0, 1))
-    return np.moveaxis(view[::step_px, ::step_px][:nrows, :ncols], 2, -1)
-
-
-def predict_tile(model: Model, grid: ModelGrid, tile: TileInputs, mode: str, batch_size: int = 8,
-                 is_cancelled: CancelFn | None = None) -> tuple[np.ndarray, int]:
-    """Soil moisture of one tile (m3/m3, NODATA where a window lacks an input) and the graph calls made."""
-    nr, nc = tile.nrows, tile.ncols
-    valid = tile.coverage >= 1.0 - 1e-6
-    sm = np.full((nr, nc), NODATA, dtype=np.float32)
-    if not valid.any():
-        return sm, 0
-    # per-pixel rows (low_res windows, coarse values) are small: views, copied per call
-    rows: dict[str, np.ndarray] = {}
-    for role, block in tile.arrays.items():
-        if role == "coarse":
-            rows[role] = block.reshape(nr * nc, -1)
-        elif role != "high_res":
-            g = grid.roles[role]
-            rows[role] = _windows(block, g.window_px, g.step_px, nr, nc).reshape(nr * nc, g.window_px, g.window_px,
-                                                                                  -1)
-    hr = tile.arrays.get("high_res")
-    calls = 0
-    if mode == "fast":
-        out = model.run(high_res=None if hr is None else hr[None], **rows).reshape(nr, nc)
-        calls = 1
-    else:
-        hr_windows = None if hr is None else _windows(hr, grid.roles["high_res"].window_px,
-                                                      grid.roles["high_res"].step_px, nr, nc)
-        out = np.full(nr * nc, np.nan, dtype=np.float32)
-        todo = np.flatnonzero(valid.reshape(-1))
-        for start in range(0, todo.size, batch_size):
-            if is_cancelled is not None and is_cancelled():
-                raise Cancelled("cancelled by the user; nothing was written")
-            idx = todo[start:start + batch_size]
-            feeds = {role: r[idx] for role, r in rows.items()}
-            if hr_windows is not None:  # one 256 px window per output pixel, copied per batch only
-                feeds["high_res"] = np.stack([hr_windows[k // nc, k % nc] for k in idx])
-            out[idx] = model.run(**feeds)
-            calls += 1
-        out = out.reshape(nr, nc)
-    keep = valid & np.isfinite(out)
-    sm[keep] = out[keep]
-    return sm, calls
-
-
 def run_tiles(
-    model: Model,
-    reader: TileReader,
+    run_tile: TileRunner,
+    reader: TileSource,
     grid: ModelGrid,
     writer: Writer,
     *,
-    mode: str = "fast",
     tile_px: int = 32,
-    batch_size: int = 8,
+    label: str = "",
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
     prefetch: bool = True,
@@ -238,24 +195,22 @@ def run_tiles(
 
     Parameters
     ----------
-    model : Model
-        The fusion model.
-    reader : TileReader
-        Supplies the encoded inputs of a tile.
+    run_tile : TileRunner
+        How the model runs one tile (e.g. the fusion kind's fast or exact mode).
+    reader : TileSource
+        Supplies the inputs of a tile.
     grid : ModelGrid
         The output grid.
     writer : Writer
         Receives (row0, col0, soil moisture m3/m3, coverage 0-1) per tile.
-    mode : {"fast", "exact"}
-        Fully-convolutional tiles, or one graph evaluation per output pixel.
     tile_px : int
-        Tile side in output pixels (both modes read inputs per tile).
-    batch_size : int
-        Windows per graph call in exact mode.
+        Tile side in output pixels.
+    label : str
+        How progress messages name the run (e.g. ``"fast mode"``).
     progress : callable, optional
         ``progress(percent 0-100, message)`` after each tile.
     is_cancelled : callable, optional
-        Polled before each tile (and each exact-mode batch); True raises :class:`Cancelled`.
+        Polled before each tile (and by ``run_tile``); True raises :class:`Cancelled`.
     prefetch : bool
         Read the next tile on a worker thread while the current one runs.
 
@@ -264,13 +219,11 @@ def run_tiles(
     EngineStats
         Timings and running statistics.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     stats = EngineStats()
     tiles = plan_tiles(grid, tile_px)
     t_wall = time.perf_counter()
-    log.info("%s mode: %d x %d output px in %d tile(s) of up to %d px", mode, grid.width, grid.height, len(tiles),
-             tile_px)
+    log.info("%s: %d x %d output px in %d tile(s) of up to %d px", label or "run", grid.width, grid.height,
+             len(tiles), tile_px)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smqgis-read") if prefetch else None
     try:
         pending = executor.submit(reader.read, *tiles[0]) if executor else None
@@ -284,7 +237,7 @@ def run_tiles(
                 pending = executor.submit(reader.read, *tiles[k + 1])
             stats.seconds["read_warp_encode"] += tile.seconds
             t1 = time.perf_counter()
-            sm, calls = predict_tile(model, grid, tile, mode, batch_size, is_cancelled)
+            sm, calls = run_tile(tile, is_cancelled)
             t2 = time.perf_counter()
             writer.write(tile.row0, tile.col0, sm, tile.coverage)
             stats.seconds["inference"] += t2 - t1
@@ -293,7 +246,8 @@ def run_tiles(
             stats.tiles += 1
             stats.add(sm)
             if progress is not None:
-                progress(100.0 * (k + 1) / len(tiles), f"{mode} mode: tile {k + 1} of {len(tiles)}")
+                progress(100.0 * (k + 1) / len(tiles), f"{label}: tile {k + 1} of {len(tiles)}" if label
+                         else f"tile {k + 1} of {len(tiles)}")
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -14,14 +14,12 @@ destination CRS so runs over neighbouring extents line up.
 
 from __future__ import annotations
 
-import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
-
-log = logging.getLogger(__name__)
 
 #: Output resolution used when a model has no high-res input (m).
 DEFAULT_OUTPUT_RES_M = 320.0
@@ -127,14 +125,6 @@ class ModelGrid:
         """Centre (x, y) in ``crs`` of output pixel (row, col), i.e. of its model window (m)."""
         return (self.x0 + (col + 0.5) * self.out_res_m, self.y0 - (row + 0.5) * self.out_res_m)
 
-    def centres_transform(self, row0: int, col0: int) -> Any:
-        """Transform of the output block starting at (row0, col0); its pixel centres are window centres."""
-        from affine import Affine
-
-        return Affine(
-            self.out_res_m, 0.0, self.x0 + col0 * self.out_res_m, 0.0, -self.out_res_m, self.y0 - row0 * self.out_res_m
-        )
-
     def block_transform(self, role: str, row0: int, col0: int) -> Any:
         """Transform of ``role``'s block whose first window belongs to output pixel (row0, col0)."""
         from affine import Affine
@@ -155,24 +145,34 @@ def utm_crs_for(lon: float, lat: float) -> str:
     return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
 
 
-def check_projected(crs: Any) -> str:
-    """Return ``crs`` as a string if it is projected in metres; raise InputError otherwise."""
+def check_projected(crs: Any, suggestion: Callable[[], str] | None = None) -> str:
+    """Return ``crs`` as a string if it is projected in metres; raise InputError (``parameter="dst_crs"``) otherwise.
+
+    ``suggestion()`` names the CRS to suggest instead (e.g. the area's UTM zone), asked only on error.
+    """
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
     try:
         c = CRS.from_user_input(crs)
     except CRSError as exc:
-        raise InputError(f"output CRS {crs!r} is not a CRS GDAL understands ({exc}); give e.g. 'EPSG:32614'") from None
+        raise InputError(f"output CRS {crs!r} is not a CRS GDAL understands ({exc}); give e.g. 'EPSG:32614'",
+                         parameter="dst_crs") from None
+    if c.is_projected and (c.linear_units or "").lower() in ("metre", "meter", "m", "metres", "meters"):
+        return c.to_string()
+    zone = suggestion() if suggestion is not None else ""
+    pick = (f"the area's UTM zone {zone}" if zone
+            else "the UTM zone of the area (e.g. EPSG:326xx north, EPSG:327xx south)")
     if not c.is_projected:
         raise InputError(
-            f"output CRS {crs!r} is geographic (degrees); the 320 m grid needs a projected metric CRS - "
-            "pick the UTM zone of the area (e.g. EPSG:326xx north, EPSG:327xx south) or leave it empty for the default"
+            f"the output CRS {crs} is geographic (degrees); the grid needs a projected metric CRS: pick {pick} "
+            "or leave it empty for the UTM zone of the extent's centre",
+            parameter="dst_crs",
         )
-    units = (c.linear_units or "").lower()
-    if units not in ("metre", "meter", "m", "metres", "meters"):
-        raise InputError(f"output CRS {crs!r} has units {units!r}; pick a projected CRS in metres, e.g. the UTM zone")
-    return c.to_string()
+    raise InputError(
+        f"the output CRS {crs} has units {c.linear_units!r}; pick a projected CRS in metres, e.g. {pick}",
+        parameter="dst_crs",
+    )
 
 
 def intersect(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float] | None:
@@ -186,7 +186,9 @@ def intersect(boxes: list[tuple[float, float, float, float]]) -> tuple[float, fl
     return (xmin, ymin, xmax, ymax)
 
 
-def bounds_in(crs_from: Any, bounds: tuple[float, float, float, float], crs_to: Any) -> tuple[float, float, float, float]:
+def bounds_in(
+    crs_from: Any, bounds: tuple[float, float, float, float], crs_to: Any
+) -> tuple[float, float, float, float]:
     """``bounds`` of ``crs_from`` as a box in ``crs_to`` (densified edges)."""
     from rasterio.warp import transform_bounds
 

@@ -73,13 +73,20 @@ def sensor_metrics(
 ) -> dict[str, Any]:
     """Per-sensor metrics and their average over sensors with >= ``min_points`` pairs.
 
-    Args:
-        pred: estimates, m3/m3, shape [N].
-        obs: observations, m3/m3, shape [N].
-        sensor_ids: one id per point (str, bytes or int), shape [N].
-        min_points: fewest finite pairs a sensor needs to enter the average.
+    Parameters
+    ----------
+    pred : np.ndarray
+        estimates, m3/m3, shape [N].
+    obs : np.ndarray
+        observations, m3/m3, shape [N].
+    sensor_ids : np.ndarray
+        one id per point (str, bytes or int), shape [N].
+    min_points : int
+        fewest finite pairs a sensor needs to enter the average.
 
-    Returns:
+    Returns
+    -------
+    dict[str, Any]
         ``{"per_sensor": {id: {"n", "ubrmse", "rmse", "r", "bias"}}, "average":
         {"ubrmse", "rmse", "r", "bias" (m3/m3 except r), "n_sensors",
         "n_points", "n_sensors_r"}, "min_points": int, "n_sensors_total": int}``.
@@ -128,14 +135,22 @@ def stratified_metrics(
     Each point carries its own category, so a sensor that changes category
     (e.g. seasonal land cover) contributes to each with its points there.
 
-    Args:
-        pred: estimates, m3/m3, shape [N].
-        obs: observations, m3/m3, shape [N].
-        sensor_ids: one id per point, shape [N].
-        categories: one category per point (any type; grouped by ``str``), shape [N].
-        min_points: as in :func:`sensor_metrics`.
+    Parameters
+    ----------
+    pred : np.ndarray
+        estimates, m3/m3, shape [N].
+    obs : np.ndarray
+        observations, m3/m3, shape [N].
+    sensor_ids : np.ndarray
+        one id per point, shape [N].
+    categories : np.ndarray
+        one category per point (any type; grouped by ``str``), shape [N].
+    min_points : int
+        as in :func:`sensor_metrics`.
 
-    Returns:
+    Returns
+    -------
+    dict[str, dict[str, Any]]
         ``{category: average row of sensor_metrics + "few_sensors"}``, where
         ``few_sensors`` is True for fewer than 5 qualifying sensors (the
         paper's asterisk), sorted by category name.

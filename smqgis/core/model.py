@@ -1,17 +1,20 @@
-"""Loading an smqgis ONNX model: the onnxruntime session plus its validated metadata.
+"""Loading an smqgis ONNX model of any kind: the onnxruntime session plus its validated metadata.
 
 Step four of the flow (tiled ONNX inference) starts here. The file's ``metadata_props``
-carry the smqgis schema (``schema.py``), which says which bands each graph input takes and
-how they are encoded; this module checks that the graph agrees with it, picks the
-execution provider, and offers one call, :meth:`FusionModel.run`, used by both the exact
-and the fast mode (the graph-calling convention of ``schema.py``).
+carry the smqgis schema (``schema.py``), which says which kind of model it is and which
+bands each graph input takes and how they are encoded. :func:`read_metadata` reads them
+without building a session; :class:`OnnxModel` is what every kind's model is built on
+(session options, execution provider, the check that the graph agrees with its metadata,
+onnxruntime failures as :class:`~smqgis.core.errors.InferenceError`); :func:`load_model`
+opens a model as its own kind (``kinds.REGISTRY``).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 PROVIDERS = schema.EXECUTION_PROVIDERS
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+#: Field numbers of ONNX's ``ModelProto`` (onnx/onnx.proto3): the graph and the metadata_props.
+PROTO_GRAPH_FIELD = 7
+PROTO_METADATA_PROPS_FIELD = 14
 
 
 def available_providers() -> list[str]:
@@ -74,22 +80,109 @@ def session_options(threads: int | None = None) -> Any:
 
 
 def _provider_list(provider: str) -> list[str]:
+    """onnxruntime providers to ask for, by preference, for the user's choice ``provider``."""
     if provider not in PROVIDERS:
-        raise InputError(f"unknown execution provider {provider!r}; choose one of {PROVIDERS}")
+        raise InputError(f"unknown execution provider {provider!r}; choose one of {PROVIDERS}", parameter="provider")
     available = available_providers()
     if provider == "cuda" and _CUDA not in available:
         raise InputError(
             "onnxruntime has no CUDA execution provider here (it offers "
             f"{available}); install onnxruntime-gpu (`pip install onnxruntime-gpu`, needs CUDA 12 and cuDNN 9) "
-            "or choose the CPU provider"
+            "or choose the CPU provider",
+            parameter="provider",
         )
     if provider in ("cuda", "auto") and _CUDA in available:
         return [_CUDA, _CPU]
     return [_CPU]
 
 
-class FusionModel:
-    """An smqgis fusion model ready to run.
+def _varint(fh: BinaryIO) -> int | None:
+    """A protobuf varint read from ``fh``; None at the end of the file."""
+    value, shift = 0, 0
+    while True:
+        byte = fh.read(1)
+        if not byte:
+            if shift:
+                raise ValueError("truncated varint")
+            return None
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
+
+
+def _metadata_props(path: str) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, read from its top-level protobuf fields.
+
+    Only ``ModelProto`` field 14 (``metadata_props``: key = 1, value = 2) is parsed; every other
+    field - the graph with its weights among them - is skipped by its length, so this reads a
+    few hundred bytes of any model. Raises ValueError when the file is not a ModelProto with a graph.
+    """
+    size = os.path.getsize(path)
+    props: dict[str, str] = {}
+    has_graph = False
+    with open(path, "rb") as fh:
+        while (tag := _varint(fh)) is not None:
+            field_number, wire_type = tag >> 3, tag & 7
+            if wire_type == 0:
+                if _varint(fh) is None:
+                    raise ValueError("truncated field")
+            elif wire_type == 1 or wire_type == 5:
+                fh.seek(8 if wire_type == 1 else 4, os.SEEK_CUR)
+            elif wire_type == 2:
+                length = _varint(fh)
+                if length is None or fh.tell() + length > size:
+                    raise ValueError("field longer than the file")
+                if field_number == PROTO_GRAPH_FIELD:
+                    has_graph = True
+                if field_number == PROTO_METADATA_PROPS_FIELD:
+                    entry = io.BytesIO(fh.read(length))
+                    item: dict[int, str] = {}
+                    while (sub := _varint(entry)) is not None and sub & 7 == 2:
+                        n = _varint(entry) or 0
+                        item[sub >> 3] = entry.read(n).decode("utf-8")
+                    props[item.get(1, "")] = item.get(2, "")
+                else:
+                    fh.seek(length, os.SEEK_CUR)
+            else:
+                raise ValueError(f"wire type {wire_type} of field {field_number} is not ONNX's")
+            if fh.tell() > size:
+                raise ValueError("field longer than the file")
+    if not has_graph:
+        raise ValueError("no graph")
+    return props
+
+
+def read_metadata(path: str) -> dict[str, Any]:
+    """The validated smqgis metadata of the ONNX file ``path``, without building a session.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, is not an ONNX model, or carries no valid smqgis metadata
+        (``parameter="model"``).
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ModelError(f"model file not found: {path}; choose an smqgis .onnx model", parameter="model")
+    try:
+        props = _metadata_props(path)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise ModelError(
+            f"{path} is not a valid ONNX model ({exc}); choose a model exported by `python -m training.export` "
+            "or the bundled demo model",
+            parameter="model",
+        ) from None
+    try:
+        return schema.from_metadata_props(props)
+    except schema.SchemaError as exc:
+        raise ModelError(f"{path}: {exc}", parameter="model") from None
+
+
+class OnnxModel:
+    """An smqgis ONNX model ready to run, of the kind ``model_kind`` (every kind's model builds on it).
 
     Parameters
     ----------
@@ -99,6 +192,8 @@ class FusionModel:
         Execution provider; ``"auto"`` takes CUDA when onnxruntime has it, else the CPU.
     threads : int, optional
         onnxruntime intra-op threads (default: the physical cores).
+    model_kind : str, optional
+        The kind the caller needs (a key of ``kinds.REGISTRY``); a model of another kind is refused.
 
     Attributes
     ----------
@@ -108,48 +203,45 @@ class FusionModel:
         The providers the session actually uses, first = the one that runs the graph.
     """
 
-    def __init__(self, path: str, provider: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: str, provider: str = "auto", threads: int | None = None,
+                 model_kind: str | None = None) -> None:
         import onnxruntime as ort
 
         self.path = str(path)
-        if not os.path.isfile(self.path):
-            raise ModelError(f"model file not found: {self.path}; choose an smqgis .onnx model")
-        wanted = _provider_list(provider)
+        self.metadata: dict[str, Any] = read_metadata(self.path)
+        if model_kind is not None and self.metadata["model_kind"] != model_kind:
+            from . import kinds
+
+            found, wanted = kinds.kind_of(self.metadata), kinds.REGISTRY[model_kind]
+            raise ModelError(
+                f"{self.path} is a {found.title} model ({found.name}); this needs a {wanted.title} model "
+                f"({wanted.name}): choose another model, or map with the {found.algorithm_id} algorithm",
+                parameter="model",
+            )
+        wanted_providers = _provider_list(provider)
         try:
-            self.session = ort.InferenceSession(self.path, sess_options=session_options(threads), providers=wanted)
+            self.session = ort.InferenceSession(self.path, sess_options=session_options(threads),
+                                                providers=wanted_providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf types
             raise ModelError(
                 f"{self.path} is not a valid ONNX model ({type(exc).__name__}: {str(exc)[:200]}); "
-                "choose a model exported by `python -m training.export` or the bundled demo model"
+                "choose a model exported by `python -m training.export` or the bundled demo model",
+                parameter="model",
             ) from None
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        try:
-            self.metadata: dict[str, Any] = schema.from_metadata_props(props)
-        except schema.SchemaError as exc:
-            raise ModelError(f"{self.path}: {exc}") from None
-        if self.metadata["model_kind"] != "fusion_320m":
-            raise ModelError(
-                f"{self.path} is a {self.metadata['model_kind']!r} model; the 320 m map needs a 'fusion_320m' model"
-            )
         self._check_graph()
         self.providers: list[str] = list(self.session.get_providers())
-        log.info("model %s (%s) runs on %s", os.path.basename(self.path), self.metadata["variant"], self.providers[0])
+        log.info("model %s (%s, %s) runs on %s", os.path.basename(self.path), self.metadata["model_kind"],
+                 self.metadata["variant"], self.providers[0])
 
     def _check_graph(self) -> None:
-        graph_inputs = {i.name: i for i in self.session.get_inputs()}
-        meta_names = [spec["name"] for spec in self.metadata["inputs"]]
-        if set(graph_inputs) != set(meta_names):
+        """ModelError unless the graph's inputs are the metadata's."""
+        graph_inputs = [i.name for i in self.session.get_inputs()]
+        if set(graph_inputs) != set(self.roles):
             raise ModelError(
-                f"{self.path}: the graph's inputs {sorted(graph_inputs)} differ from its metadata's {sorted(meta_names)}"
+                f"{self.path}: the graph's inputs {sorted(graph_inputs)} differ from its metadata's "
+                f"{sorted(self.roles)}",
+                parameter="model",
             )
-        for spec in self.metadata["inputs"]:
-            shape = graph_inputs[spec["name"]].shape
-            channels = shape[-1] if shape else None
-            if isinstance(channels, int) and channels != len(spec["bands"]):
-                raise ModelError(
-                    f"{self.path}: input {spec['name']!r} takes {channels} channels but its metadata lists "
-                    f"{len(spec['bands'])} bands"
-                )
         self.output_name = self.session.get_outputs()[0].name
 
     @property
@@ -172,34 +264,15 @@ class FusionModel:
         spec = schema.input_spec(self.metadata, role)
         return list(spec["bands"]) if spec else []
 
-    def run(
-        self,
-        high_res: np.ndarray | None = None,
-        low_res: np.ndarray | None = None,
-        coarse: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Evaluate the graph on encoded inputs (float32, 0-255).
+    def evaluate(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run the graph on ``feeds`` (input name -> array, cast to contiguous float32); the first output.
 
-        Parameters
-        ----------
-        high_res : ndarray, shape (N, H, W, C), optional
-            N windows of 256 px (exact mode) or one large tile (fast mode), H and W multiples of 32.
-        low_res : ndarray, shape (P, 16, 16, C_low), optional
-            One 160 m window per output pixel, row-major.
-        coarse : ndarray, shape (P, K), optional
-            The coarse values at each output pixel's window centre.
-
-        Returns
-        -------
-        ndarray, shape (P,)
-            Soil moisture (m3/m3, float32), one value per output pixel in row-major order.
+        Raises
+        ------
+        InferenceError
+            When onnxruntime fails (e.g. out of device memory), with the input shapes and what to try.
         """
-        given = {"high_res": high_res, "low_res": low_res, "coarse": coarse}
-        feeds = {}
-        for role in self.roles:
-            if given[role] is None:
-                raise ValueError(f"the model needs the {role!r} input")
-            feeds[role] = np.ascontiguousarray(given[role], dtype=np.float32)
+        feeds = {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in feeds.items()}
         try:
             (out,) = self.session.run([self.output_name], feeds)
         except Exception as exc:  # onnxruntime's pybind errors (Fail, RuntimeException, ...) derive from Exception
@@ -208,9 +281,17 @@ class FusionModel:
                 f"onnxruntime failed on {self.providers[0] if self.providers else 'its provider'} with inputs "
                 f"{shapes} ({type(exc).__name__}: {exc}); try a smaller tile (tile_px / TILE_PX) or the CPU provider"
             ) from exc
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        return np.asarray(out, dtype=np.float32)
 
 
-def load_model(path: str, provider: str = "auto", threads: int | None = None) -> FusionModel:
-    """Open an smqgis fusion model (see :class:`FusionModel`)."""
-    return FusionModel(path, provider=provider, threads=threads)
+def load_model(path: str, provider: str = "auto", threads: int | None = None) -> OnnxModel:
+    """Open the smqgis model at ``path`` as its own kind (the kind module's ``open_model``).
+
+    Raises
+    ------
+    ModelError
+        For a missing or corrupt file, metadata that is not smqgis', or a kind this smqgis does not know.
+    """
+    from . import kinds
+
+    return kinds.implementation(kinds.kind_of(read_metadata(path))).open_model(path, provider=provider, threads=threads)

@@ -1,11 +1,12 @@
-"""The main job of smqgis as one call: layers in, a 320 m soil-moisture GeoTIFF out.
+"""The flow of a run, from the user's layers to a prepared run, shared by the kinds of model.
 
-The whole flow in one place: open the model and the user's rasters, work out the target
-grid (extent default: where all inputs overlap; CRS default: the UTM zone of the extent's
-centre), read / warp / encode tile by tile, run the model in fast or exact mode, and
-stream the result into a GeoTIFF with provenance tags that appears only when the run
-succeeds. QGIS-free: the Processing algorithm ``smqgis:estimate_sm_320m`` is a thin layer
-over :func:`estimate_sm_320m` (see build/ENGINE_API.md).
+A run opens the model (as its own kind, ``kinds``), checks that every input it needs was
+given, opens the user's rasters (``layers.py``), works out the target grid (extent default:
+where all inputs overlap; CRS default: the UTM zone of the extent's centre; ``grid.py``)
+and the reader of encoded tile inputs (``tile_inputs.py``). A kind's mapping function
+(e.g. ``kinds.fusion.estimate_sm_320m``) then runs the engine over it and writes the map
+with :func:`provenance_tags`. :func:`estimate_sm` maps with whatever kind the model is.
+QGIS-free.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
-
-from .errors import InputError
+from . import sources
+from .errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
-
-SOURCE_ORDER = ("sentinel1", "sentinel2", "dem", "soilgrids", "smap", "gldas")
 
 
 @dataclass
@@ -38,7 +36,9 @@ class LayerInput:
         Band name as in ``sources.py`` (e.g. "VV", "B4", "elevation", "sand", "ssm") -> 1-based
         index; None recognises bands from the file's band descriptions.
     constants : dict of str to float
-        Value (physical units) of a band the file lacks, e.g. ``{"angle": 39.0}``.
+        Value (physical units) used in place of a band, e.g. ``{"angle": 39.0}``.
+    fallback_constants : dict of str to float
+        Value (physical units) used only when the file has no such band.
     acquired_utc : str, optional
         ISO-8601 acquisition time; default: the file's ACQUISITION_TIME tag.
     product : str, optional
@@ -48,13 +48,34 @@ class LayerInput:
     path: str
     bands: dict[str, int] | None = None
     constants: dict[str, float] = field(default_factory=dict)
+    fallback_constants: dict[str, float] = field(default_factory=dict)
     acquired_utc: str | None = None
     product: str | None = None
 
 
 @dataclass
 class RunResult:
-    """What a run produced (see build/ENGINE_API.md)."""
+    """What a run produced.
+
+    Attributes
+    ----------
+    output_path : str
+        The written GeoTIFF.
+    crs, transform, width, height :
+        Its grid (``transform`` as the six affine coefficients, pixel centres = window centres).
+    nodata : float
+        Band 1's nodata value.
+    stats : dict
+        min, max, mean, std (m3/m3) and valid_fraction (0-1) of band 1.
+    provider, mode, label : str
+        onnxruntime provider used, inference mode, the model's label.
+    seconds : dict
+        Wall time per step (s).
+    warnings : list of str
+        What was assumed (shown as warnings).
+    notes : list of str
+        What was given but not used (shown as information).
+    """
 
     output_path: str
     crs: str
@@ -68,17 +89,18 @@ class RunResult:
     label: str
     seconds: dict
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 def needed_bands(meta: dict[str, Any]) -> dict[str, list[str]]:
-    """Band names the model needs from each source, by source key (in SOURCE_ORDER)."""
+    """Band names the model needs from each source, by source key (in the order of ``sources.SOURCES``)."""
     need: dict[str, list[str]] = {}
     for spec in meta["inputs"]:
         for band in spec["bands"]:
             key, name = band["ref"].split("/", 1)
             if name not in need.setdefault(key, []):
                 need[key].append(name)
-    return {k: need[k] for k in sorted(need, key=lambda k: SOURCE_ORDER.index(k) if k in SOURCE_ORDER else 99)}
+    return {k: need[k] for k in sources.SOURCES if k in need}
 
 
 @dataclass
@@ -90,6 +112,7 @@ class PreparedRun:
     grid: Any
     reader: Any
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
         """Close the input rasters."""
@@ -97,8 +120,16 @@ class PreparedRun:
             layer.close()
 
 
-def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | None, extent_crs: str | None,
-               dst_crs: str | None, warnings: list[str]) -> Any:
+def make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | None, extent_crs: str | None,
+              dst_crs: str | None, warnings: list[str]) -> Any:
+    """The output grid of a run over the opened ``layers`` (see :func:`prepare`); appends to ``warnings``.
+
+    Raises
+    ------
+    InputError
+        For a malformed extent (``parameter="extent"``), a geographic or unknown output CRS
+        (``parameter="dst_crs"``), inputs that do not overlap, or an extent outside their overlap.
+    """
     from . import grid as g
 
     out_res, roles = g.role_grids(meta)
@@ -108,7 +139,8 @@ def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | Non
     if extent is not None:
         extent = tuple(float(v) for v in extent)
         if len(extent) != 4 or extent[0] >= extent[2] or extent[1] >= extent[3]:
-            raise InputError(f"the extent {extent} is not (xmin, ymin, xmax, ymax) with xmin < xmax and ymin < ymax")
+            raise InputError(f"the extent {extent} is not (xmin, ymin, xmax, ymax) with xmin < xmax and ymin < ymax",
+                             parameter="extent")
     if dst_crs is None:
         if extent is not None:
             box = g.bounds_in(extent_crs, extent, "EPSG:4326")
@@ -121,7 +153,9 @@ def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | Non
                 raise InputError(f"the inputs do not overlap ({listing}); give inputs that cover the same area")
         dst_crs = g.utm_crs_for((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
         log.info("output CRS: %s (UTM zone of the extent's centre)", dst_crs)
-    crs = g.check_projected(dst_crs)
+        crs = g.check_projected(dst_crs)
+    else:
+        crs = g.check_projected(dst_crs, suggestion=lambda: _utm_suggestion(layers, extent, extent_crs))
     boxes = {k: g.bounds_in(lay.dataset.crs, tuple(lay.dataset.bounds), crs) for k, lay in layers.items()}
     overlap = g.intersect(list(boxes.values()))
     if overlap is None:
@@ -134,7 +168,8 @@ def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | Non
         if g.intersect([ext, overlap]) is None:
             raise InputError(
                 f"the extent {tuple(round(v) for v in ext)} ({crs}) lies outside the area where all inputs overlap "
-                f"{tuple(round(v) for v in overlap)}; choose an extent inside it or leave it empty for the default"
+                f"{tuple(round(v) for v in overlap)}; choose an extent inside it or leave it empty for the default",
+                parameter="extent",
             )
         grid = g.grid_covering(ext, crs, out_res, roles)
         inset = grid.reach_m - grid.out_res_m / 2.0  # windows reach this far beyond the output bounds
@@ -147,50 +182,100 @@ def _make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | Non
     return grid
 
 
+def _utm_suggestion(layers: dict[str, Any], extent: tuple | None, extent_crs: str | None) -> str:
+    """The UTM zone of the centre of ``extent`` (else of the inputs' overlap), e.g. ``"EPSG:32630"``; '' if none."""
+    from . import grid as g
+
+    if extent is not None:
+        box = g.bounds_in(extent_crs, extent, "EPSG:4326")
+    else:
+        box = g.intersect([g.bounds_in(lay.dataset.crs, tuple(lay.dataset.bounds), "EPSG:4326")
+                           for lay in layers.values()])
+    return g.utm_crs_for((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0) if box else ""
+
+
+def open_model(model: Any, provider: str = "auto", model_kind: str | None = None) -> Any:
+    """``model`` itself when it is an opened model, else the model at that path, opened as its kind.
+
+    Raises
+    ------
+    ModelError
+        For a bad model file, or a model that is not of ``model_kind`` (when given).
+    """
+    from . import kinds
+    from .model import OnnxModel, load_model
+
+    if isinstance(model, OnnxModel):
+        if model_kind is not None and model.metadata["model_kind"] != model_kind:
+            raise ModelError(f"{model.path} is a {model.metadata['model_kind']} model; this needs a {model_kind} "
+                             "model", parameter="model")
+        return model
+    if model_kind is None:
+        return load_model(str(model), provider=provider)
+    return kinds.implementation(model_kind).open_model(str(model), provider=provider)
+
+
 def prepare(model: Any, inputs: dict[str, LayerInput], *, extent: tuple | None = None, extent_crs: str | None = None,
-            dst_crs: str | None = None, provider: str = "auto") -> PreparedRun:
-    """Open the model (a path or a loaded ``FusionModel``) and the inputs, and fix the grid.
+            dst_crs: str | None = None, provider: str = "auto", model_kind: str | None = None) -> PreparedRun:
+    """Open the model (a path or an opened model) and the inputs, and fix the grid.
+
+    Parameters
+    ----------
+    model : str or OnnxModel
+        The model, opened as its own kind (or as ``model_kind``, which it must be).
+    inputs : dict of str to LayerInput
+        By source key (``sources.SOURCES``): those the model needs; others are ignored with a note.
+    extent, extent_crs, dst_crs :
+        See ``kinds.fusion.estimate_sm_320m``.
+    provider : {"auto", "cpu", "cuda"}
+        onnxruntime execution provider, when ``model`` is a path.
+    model_kind : str, optional
+        The kind the caller maps with.
 
     Raises
     ------
     ModelError, InputError
-        For a bad model, a missing or unusable input, or an impossible grid.
+        For a bad model, a missing or unusable input (``role`` says which), or an impossible grid.
     """
-    from .io import TileReader, open_layer
-    from .model import FusionModel, load_model
+    from .layers import open_layer
+    from .tile_inputs import TileReader
 
-    if not isinstance(model, FusionModel):
-        model = load_model(str(model), provider=provider)
+    model = open_model(model, provider, model_kind)
     need = needed_bands(model.metadata)
     missing = [k for k in need if k not in inputs or inputs[k] is None]
     if missing:
         listing = ", ".join(f"{k} ({', '.join(need[k])})" for k in missing)
         raise InputError(
             f"the model ({model.metadata['variant']} variant) needs these inputs that were not given: {listing}; "
-            f"it needs {list(need)}"
+            f"give a raster for each (it needs {list(need)})",
+            role=missing[0],
         )
-    warnings = [f"input {k} is not used by the {model.metadata['variant']} model" for k in inputs if k not in need]
+    notes = [f"input {k} is not used by the {model.metadata['variant']} model" for k in inputs if k not in need]
+    warnings: list[str] = []
     layers: dict[str, Any] = {}
     try:
         for key, bands in need.items():
             li = inputs[key]
             layers[key] = open_layer(key, li.path, bands, bands=li.bands, constants=li.constants,
-                                     acquired_utc=li.acquired_utc, product=li.product)
+                                     fallback_constants=li.fallback_constants, acquired_utc=li.acquired_utc,
+                                     product=li.product)
             warnings.extend(layers[key].warnings)
-        grid = _make_grid(layers, model.metadata, extent, extent_crs, dst_crs, warnings)
+            notes.extend(layers[key].notes)
+        grid = make_grid(layers, model.metadata, extent, extent_crs, dst_crs, warnings)
     except BaseException:
         for layer in layers.values():
             layer.close()
         raise
     reader = TileReader(grid, {role: model.bands(role) for role in model.roles}, layers)
-    return PreparedRun(model, layers, grid, reader, warnings)
+    return PreparedRun(model, layers, grid, reader, warnings, notes)
 
 
 def smqgis_version() -> str:
     """The plugin version from metadata.txt of the plugin folder (the repository root)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "metadata.txt")
+    from ..paths import METADATA_TXT
+
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(METADATA_TXT, encoding="utf-8") as fh:
             for line in fh:
                 if line.strip().startswith("version="):
                     return line.split("=", 1)[1].strip()
@@ -199,8 +284,11 @@ def smqgis_version() -> str:
     return "unknown"
 
 
-def provenance_tags(run: PreparedRun, mode: str, tile_px: int) -> dict[str, str]:
-    """GeoTIFF metadata tags: model, inputs (paths, times, products, bands), mode, provider, version, units."""
+def provenance_tags(run: PreparedRun, **run_tags: str) -> dict[str, str]:
+    """GeoTIFF metadata tags: model, inputs (paths, times, products, bands, attribution), provider, version, units.
+
+    ``run_tags`` are the kind's own (e.g. ``MODE="fast", TILE_PX="40"``).
+    """
     meta = run.model.metadata
     tags = {
         "SMQGIS_VERSION": smqgis_version(),
@@ -209,8 +297,8 @@ def provenance_tags(run: PreparedRun, mode: str, tile_px: int) -> dict[str, str]
         "MODEL_LABEL": meta["label"],
         "MODEL_VARIANT": meta["variant"],
         "MODEL_TRAINED_ON": json.dumps(meta["trained_on"], sort_keys=True),
-        "MODE": mode,
-        "TILE_PX": str(tile_px),
+        "MODEL_KIND": meta["model_kind"],
+        **run_tags,
         "PROVIDER": run.model.provider,
         "UNITS": "m3/m3",
         "PIXEL_CENTRES": "model window centres",
@@ -221,139 +309,34 @@ def provenance_tags(run: PreparedRun, mode: str, tile_px: int) -> dict[str, str]
         tags[f"{p}_PATH"] = layer.path
         tags[f"{p}_PRODUCT"] = layer.product
         tags[f"{p}_ACQUIRED_UTC"] = layer.acquired_utc or "unknown"
-        tags[f"{p}_BANDS"] = json.dumps({**layer.band_index, **{b: f"constant {v}" for b, v in layer.constants.items()}})
+        tags[f"{p}_ATTRIBUTION"] = layer.source.attribution
+        constants = {b: f"constant {v}" for b, v in layer.constants.items()}
+        tags[f"{p}_BANDS"] = json.dumps({**layer.band_index, **constants})
     return tags
 
 
-def _tile_px(run: PreparedRun, tile_px: int | None, memory_budget_mib: float | None) -> int:
-    from .engine import DEFAULT_MEMORY_BUDGET_MIB, auto_tile_px
-
-    if tile_px:
-        return int(tile_px)
-    return auto_tile_px(run.grid, run.model.provider, os.path.getsize(run.model.path),
-                        memory_budget_mib or DEFAULT_MEMORY_BUDGET_MIB)
-
-
-def estimate_sm_320m(
-    model_path: Any,
-    inputs: dict[str, LayerInput],
-    output_path: str,
-    *,
-    extent: tuple[float, float, float, float] | None = None,
-    extent_crs: str | None = None,
-    dst_crs: str | None = None,
-    mode: str = "fast",
-    provider: str = "auto",
-    tile_px: int | None = None,
-    batch_size: int = 8,
-    progress: Callable[[float, str], None] | None = None,
-    is_cancelled: Callable[[], bool] | None = None,
-    memory_budget_mib: float | None = None,
+def estimate_sm(
+    model: Any, inputs: dict[str, LayerInput], output_path: str, *, provider: str = "auto", **options: Any
 ) -> RunResult:
-    """Map soil moisture at 320 m from the given layers into a GeoTIFF.
+    """Map soil moisture with whatever kind ``model`` is: its kind's mapping function (``algorithm_id``).
 
     Parameters
     ----------
-    model_path : str or FusionModel
-        An smqgis fusion model (.onnx), or one already loaded.
+    model : str or OnnxModel
+        The model.
     inputs : dict of str to LayerInput
-        By source key: sentinel1, sentinel2, dem, soilgrids, smap, gldas (those the model needs).
+        By source key.
     output_path : str
-        Target GeoTIFF; written to a temporary file beside it and renamed on success.
-    extent : tuple, optional
-        (xmin, ymin, xmax, ymax) in ``extent_crs``; default: where all inputs overlap, shrunk so
-        every window lies inside the inputs.
-    extent_crs : str, optional
-        CRS of ``extent``; default ``dst_crs``, or when that is also None the CRS of the model's first
-        input (Sentinel-1 for the fusion model).
-    dst_crs : str, optional
-        Projected metric output CRS; default: the UTM zone of the extent's centre.
-    mode : {"fast", "exact"}
-        Fully-convolutional tiles (default) or one model evaluation per output pixel.
+        Target GeoTIFF.
     provider : {"auto", "cpu", "cuda"}
-        onnxruntime execution provider; the one used is logged and tagged.
-    tile_px : int, optional
-        Tile side in output pixels; default: the largest even tiles that fit ``memory_budget_mib``.
-    batch_size : int
-        Windows per graph call in exact mode.
-    progress : callable, optional
-        ``progress(percent 0-100, message)``.
-    is_cancelled : callable, optional
-        Polled per tile / batch; returning True stops the run, raises Cancelled, writes nothing.
-    memory_budget_mib : float, optional
-        Peak memory the automatic tile size aims for (MiB; default
-        ``engine.DEFAULT_MEMORY_BUDGET_MIB``, 3 GiB). Memory does not grow with the area.
-
-    Returns
-    -------
-    RunResult
-
-    Raises
-    ------
-    InputError, ModelError, Cancelled
+        onnxruntime execution provider.
+    **options
+        The kind's own options (see its mapping function, e.g. ``kinds.fusion.estimate_sm_320m``).
     """
-    from .engine import MODES, run_tiles
-    from .io import NODATA, GeoTiffWriter, check_writable, gdal_env
+    from . import kinds
 
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; choose 'fast' (fully-convolutional) or 'exact' (window per pixel)")
-    check_writable(output_path)
-    run = prepare(model_path, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider)
-    try:
-        tile = _tile_px(run, tile_px, memory_budget_mib)
-        writer = GeoTiffWriter(run.grid, output_path)
-        try:
-            with gdal_env():
-                stats = run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=tile,
-                                  batch_size=batch_size, progress=progress, is_cancelled=is_cancelled)
-            writer.commit(provenance_tags(run, mode, tile))
-        except BaseException:
-            writer.abort()
-            raise
-    finally:
-        run.close()
-    summary = stats.summary()
-    log.info("wrote %s: %d x %d px, mean %.4f m3/m3, valid %.1f %%", writer.output_path, run.grid.width,
-             run.grid.height, summary["mean"], 100 * summary["valid_fraction"])
-    return RunResult(
-        output_path=writer.output_path,
-        crs=run.grid.crs,
-        transform=tuple(run.grid.transform)[:6],
-        width=run.grid.width,
-        height=run.grid.height,
-        nodata=NODATA,
-        stats=summary,
-        provider=run.model.provider,
-        mode=mode,
-        label=run.model.label,
-        seconds=dict(stats.seconds),
-        warnings=list(run.warnings),
+    model = open_model(model, provider)
+    kind = kinds.kind_of(model.metadata)
+    return getattr(kinds.implementation(kind), kind.algorithm_id)(
+        model, inputs, output_path, provider=provider, **options
     )
-
-
-def estimate_sm_arrays(
-    model_path: Any,
-    inputs: dict[str, LayerInput],
-    *,
-    extent: tuple[float, float, float, float] | None = None,
-    extent_crs: str | None = None,
-    dst_crs: str | None = None,
-    mode: str = "fast",
-    provider: str = "auto",
-    tile_px: int | None = None,
-    batch_size: int = 8,
-    memory_budget_mib: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, Any]:
-    """As :func:`estimate_sm_320m`, in memory: (soil moisture m3/m3 with -9999, coverage 0-1, ModelGrid)."""
-    from .engine import run_tiles
-    from .io import ArrayWriter, gdal_env
-
-    run = prepare(model_path, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider)
-    try:
-        writer = ArrayWriter(run.grid)
-        with gdal_env():
-            run_tiles(run.model, run.reader, run.grid, writer, mode=mode, tile_px=_tile_px(run, tile_px, memory_budget_mib),
-                      batch_size=batch_size)
-    finally:
-        run.close()
-    return writer.soil_moisture, writer.coverage, run.grid

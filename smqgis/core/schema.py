@@ -10,7 +10,7 @@ Schema version 1 (all sizes in pixels of the input's own grid, all lengths in m)
 
     {
       "schema": "smqgis-model", "schema_version": 1,
-      "model_kind": "fusion_320m" | "smen_3km",
+      "model_kind": one of MODEL_KINDS (the kinds of ``kinds.REGISTRY``),
       "variant": one of VARIANTS (fusion) or "smen",
       "title": str, "description": str,
       "trained_on": {"kind": "simulated" | "ismn" | "random", "description": str},
@@ -53,7 +53,8 @@ SCHEMA_NAME = "smqgis-model"
 SCHEMA_VERSION = 1
 METADATA_KEY = "smqgis"
 
-MODEL_KINDS = ("fusion_320m", "smen_3km")
+#: The kinds of model this schema describes: the keys of ``kinds.REGISTRY``, in its order (a test checks it).
+MODEL_KINDS = ("fusion_320m",)
 INPUT_NAMES = ("high_res", "low_res", "coarse")
 OUTPUT_NAME = "soil_moisture"
 #: The two ways of calling the graph (see above): fast (fully-convolutional, the default) and exact.
@@ -80,10 +81,26 @@ VARIANTS: dict[str, dict[str, list[str]]] = {
     "s1_dem_smap": {"high_res": _HR_S1 + _DEM, "low_res": [], "coarse": ["smap/ssm"]},
 }
 
-#: Grid of each input role for the fusion model (paper 000 section 3a).
+# --- the fusion model's geometry (paper 000 section 3a): the one place these numbers live ----------------
+#: Side of a high-res model window (px of 10 m): 2.56 km.
+HIGH_RES_WINDOW_PX = 256
+#: Pixel size of the high-res inputs (m).
+HIGH_RES_PIXEL_SIZE_M = 10.0
+#: Encoder output stride of the high-res branch (px): 256 px -> 8 x 8 feature cells of 320 m.
+HIGH_RES_OUTPUT_STRIDE = 32
+#: Side of a low-res model window (px of 160 m): the same 2.56 km.
+LOW_RES_WINDOW_PX = 16
+#: Pixel size of the low-res inputs (m).
+LOW_RES_PIXEL_SIZE_M = 160.0
+#: Encoder output stride of the low-res branch (px): 16 px -> 1 x 1 cell.
+LOW_RES_OUTPUT_STRIDE = 16
+#: Width of the centre-weighted pooling Gaussian (encoder cells; not in the paper): 640 m at stride 32.
+POOLING_SIGMA_CELLS = 2.0
+
+#: Grid of each input role for the fusion model (derived from the geometry above).
 ROLE_GRID = {
-    "high_res": {"window_px": 256, "pixel_size_m": 10.0, "layout": "NHWC"},
-    "low_res": {"window_px": 16, "pixel_size_m": 160.0, "layout": "NHWC"},
+    "high_res": {"window_px": HIGH_RES_WINDOW_PX, "pixel_size_m": HIGH_RES_PIXEL_SIZE_M, "layout": "NHWC"},
+    "low_res": {"window_px": LOW_RES_WINDOW_PX, "pixel_size_m": LOW_RES_PIXEL_SIZE_M, "layout": "NHWC"},
     "coarse": {"window_px": 0, "pixel_size_m": 0.0, "layout": "NC"},
 }
 
@@ -104,9 +121,10 @@ def build_metadata(
     variant: str,
     title: str,
     trained_on: dict[str, str],
-    output_stride: int = 32,
-    low_res_output_stride: int = 16,
-    pooling_sigma_cells: float = 2.0,
+    window_px: int = HIGH_RES_WINDOW_PX,
+    output_stride: int = HIGH_RES_OUTPUT_STRIDE,
+    low_res_output_stride: int = LOW_RES_OUTPUT_STRIDE,
+    pooling_sigma_cells: float = POOLING_SIGMA_CELLS,
     metrics: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     description: str = "",
@@ -116,15 +134,36 @@ def build_metadata(
 ) -> dict[str, Any]:
     """Assemble the metadata of a fusion-model variant (validated before return).
 
-    ``encodings`` overrides the default encoding of a band reference (default:
-    the sources table).
+    Parameters
+    ----------
+    variant : str
+        A key of :data:`VARIANTS`.
+    title : str
+        The model's title.
+    trained_on : dict
+        ``{"kind": "simulated" | "ismn" | "random", "description": str}``.
+    window_px, output_stride, low_res_output_stride : int
+        High-res window side (px), high-res and low-res encoder strides (px); default: the geometry above.
+    pooling_sigma_cells : float
+        Width of the centre-weighted pooling (encoder cells).
+    metrics, training : dict, optional
+        Validation metrics and the training configuration, recorded as they are.
+    description, created_utc, producer : str
+        Free text, creation time (ISO-8601) and the program that made the model.
+    encodings : dict, optional
+        Encoding per band reference, overriding the sources table's default.
+
+    Returns
+    -------
+    dict
+        The validated metadata.
     """
     from .sources import band_ref  # local: keeps module import trivial
 
     encodings = encodings or {}
     inputs = []
     for role, refs in variant_inputs(variant).items():
-        grid = ROLE_GRID[role]
+        grid = {**ROLE_GRID[role], "window_px": window_px} if role == "high_res" else ROLE_GRID[role]
         bands = []
         for ref in refs:
             _, band = band_ref(ref)
@@ -150,13 +189,13 @@ def build_metadata(
             "valid_range": [0.0, 1.0],
             "quantity": "volumetric soil moisture, top ~5 cm",
         },
-        "nominal_resolution_m": float(ROLE_GRID["high_res"]["pixel_size_m"] * output_stride) if has_hr else 0.0,
+        "nominal_resolution_m": float(HIGH_RES_PIXEL_SIZE_M * output_stride) if has_hr else 0.0,
         "fully_convolutional": (
             {
                 "input": "high_res",
                 "stride_px": output_stride,
-                "window_px": ROLE_GRID["high_res"]["window_px"],
-                "halo_px": ROLE_GRID["high_res"]["window_px"] // 2,
+                "window_px": window_px,
+                "halo_px": window_px // 2,
             }
             if has_hr
             else None
@@ -172,12 +211,16 @@ def build_metadata(
 
 
 def _require(cond: bool, msg: str) -> None:
+    """SchemaError(``msg``) unless ``cond``."""
     if not cond:
         raise SchemaError(msg)
 
 
 def validate(meta: dict[str, Any]) -> dict[str, Any]:
-    """Check ``meta`` against schema version 1; return it, or raise SchemaError."""
+    """Check ``meta`` against schema version 1; return it, or raise SchemaError.
+
+    The generic checks are made here; then the kind's own ``validate_metadata`` (``kinds``) makes its own.
+    """
     from .sources import band_ref
 
     _require(isinstance(meta, dict), "model metadata must be a JSON object")
@@ -190,14 +233,15 @@ def validate(meta: dict[str, Any]) -> dict[str, Any]:
     )
     for key in ("model_kind", "variant", "title", "trained_on", "label", "inputs", "output", "nominal_resolution_m"):
         _require(key in meta, f"model metadata lacks the field {key!r}")
-    _require(meta["model_kind"] in MODEL_KINDS, f"unknown model_kind {meta['model_kind']!r}")
+    _require(
+        meta["model_kind"] in MODEL_KINDS,
+        f"unknown model_kind {meta['model_kind']!r}; this smqgis maps {list(MODEL_KINDS)}: update the plugin",
+    )
     _require(isinstance(meta["inputs"], list) and meta["inputs"], "model metadata lists no inputs")
     names = [i.get("name") for i in meta["inputs"]]
     _require(len(set(names)) == len(names), f"duplicate input names {names}")
     for spec in meta["inputs"]:
         name = spec.get("name")
-        if meta["model_kind"] == "fusion_320m":
-            _require(name in INPUT_NAMES, f"unknown input {name!r}; expected one of {INPUT_NAMES}")
         _require(spec.get("layout") in ("NHWC", "NC", "NTHW"), f"input {name!r}: bad layout {spec.get('layout')!r}")
         _require(isinstance(spec.get("bands"), list) and spec["bands"], f"input {name!r} has no bands")
         if spec["layout"] == "NHWC":
@@ -219,13 +263,12 @@ def validate(meta: dict[str, Any]) -> dict[str, Any]:
     _require(out.get("units") == "m3/m3", f"output units must be m3/m3, got {out.get('units')!r}")
     lo, hi = out.get("valid_range", [None, None])
     _require(lo is not None and hi is not None and float(hi) > float(lo), "output valid_range must be [lo, hi]")
-    fc = meta.get("fully_convolutional")
-    if fc is not None:
-        _require(fc.get("input") in names, "fully_convolutional.input must name an input")
-        _require(int(fc["window_px"]) % int(fc["stride_px"]) == 0, "window_px must be a multiple of stride_px")
     kind = meta["trained_on"].get("kind")
     if kind == "simulated":
         _require("simulated" in meta["label"].lower(), "a model trained on simulated data must say so in its label")
+    from . import kinds  # lazy: the kind modules import this one
+
+    kinds.implementation(meta["model_kind"]).validate_metadata(meta)
     return meta
 
 
@@ -262,12 +305,6 @@ def input_spec(meta: dict[str, Any], name: str) -> dict[str, Any] | None:
         if spec["name"] == name:
             return spec
     return None
-
-
-def pooling_kernel_cells(meta: dict[str, Any]) -> int:
-    """Side of the centre-weighted pooling kernel, in encoder cells (window / stride)."""
-    fc = meta["fully_convolutional"]
-    return int(fc["window_px"]) // int(fc["stride_px"])
 
 
 def center_weighted_kernel(size_cells: int, sigma_cells: float) -> list[list[float]]:

@@ -1,10 +1,12 @@
-"""The input sources of smqgis, as one table.
+"""The input sources of smqgis, as one table: the only home of facts about a source.
 
 Everything the rest of the code needs to know about a source - its Earth Engine
-collection, its bands and their units, native pixel size, the temporal bound of
-the Sentinel-1-anchored join (paper 000, Table 5), its default 0-255 encoding
-(Table 4 and Table 17), its field name in the authors' released TFRecord schema,
-and the dates it is valid for - lives here as data, not as branches.
+collection, its bands, their units, physical ranges and other names, the band order of
+its standard product, native pixel size, the temporal bound of the Sentinel-1-anchored
+join (paper 000, Table 5), its default 0-255 encoding (Table 4 and Table 17), its field
+name in the authors' released TFRecord schema, the dates it is valid for, its successor
+product, its attribution, and the label and help text users see - lives here as data,
+not as branches. The order of :data:`SOURCES` is the order inputs are listed everywhere.
 
 Pure Python: imported by training/, by smqgis/core and by the Processing side.
 """
@@ -49,40 +51,110 @@ def s2_log(band: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Band:
-    """One band of a source: its name, physical units and default encoding."""
+    """One band of a source.
+
+    Attributes
+    ----------
+    name : str
+        The band's name in smqgis (``"VV"``, ``"B4"``, ``"elevation"``, ...).
+    units : str
+        Physical units of its values.
+    encoding : dict
+        Default 0-255 encoding (a model's metadata carries its own).
+    tfrecord_key : str
+        Field name in the authors' released TFRecord schema.
+    physical_range : tuple of float
+        Values the band can physically take (its units); a constant given for it must lie inside.
+    ee_band : str
+        Earth Engine band name when it differs from ``name``.
+    aliases : tuple of str
+        Other names the band goes by in band descriptions (compared normalised: lower case,
+        alphanumerics only, Sentinel-2 zero padding dropped).
+    constant_note : str
+        Why a constant in place of this band is an approximation (said in the warning), if it may be one.
+    """
 
     name: str
     units: str
     encoding: dict[str, Any]
     tfrecord_key: str
+    physical_range: tuple[float, float]
     ee_band: str = ""
+    aliases: tuple[str, ...] = ()
+    constant_note: str = ""
 
     @property
     def ee_name(self) -> str:
+        """The band's name in Earth Engine."""
         return self.ee_band or self.name
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input source (a row of Table 5 with its bands)."""
+    """One input source (a row of Table 5 with its bands).
+
+    Attributes
+    ----------
+    key : str
+        The source's key (``"sentinel1"``, ...), also the input role name in errors and tags.
+    title : str
+        The product's name.
+    label : str
+        How dialogs name the input: the product and its bands with units.
+    help : str
+        One sentence for help texts: what the input holds, in which units.
+    ee_collection : str
+        Earth Engine collection (``{band}`` is replaced per band for SoilGrids).
+    bands : tuple of Band
+        The bands smqgis knows, in the order of the authors' released model.
+    native_resolution_m : float
+        Pixel size of the product (m).
+    temporal_bound_s : float or None
+        Largest time from the Sentinel-1 acquisition (s); None for a static source.
+    attribution : str
+        Credit line, written into every map made from the source.
+    valid_from, valid_to : str or None
+        First and last day (ISO-8601) the product exists.
+    successor : dict
+        The product that continues it (collection, band, units, ``to_native_scale``).
+    standard_order : tuple of str
+        Band order of a file of the product without band descriptions (when its band count matches);
+        empty: the order of ``bands``.
+    ee_filters : dict
+        Earth Engine filters of the collection.
+    """
 
     key: str
     title: str
+    label: str
+    help: str
     ee_collection: str
     bands: tuple[Band, ...]
     native_resolution_m: float
-    temporal_bound_s: float | None  # None: static (one-time) source
+    temporal_bound_s: float | None
     attribution: str
     valid_from: str | None = None
     valid_to: str | None = None
     successor: dict[str, Any] = field(default_factory=dict)
+    standard_order: tuple[str, ...] = ()
     ee_filters: dict[str, Any] = field(default_factory=dict)
 
     def band(self, name: str) -> Band:
+        """The band called ``name``; KeyError naming the bands there are."""
         for b in self.bands:
             if b.name == name:
                 return b
         raise KeyError(f"{self.key} has no band {name!r}; it has {[b.name for b in self.bands]}")
+
+    @property
+    def band_names(self) -> list[str]:
+        """Names of the bands, in table order."""
+        return [b.name for b in self.bands]
+
+    @property
+    def file_band_order(self) -> tuple[str, ...]:
+        """Band order assumed for a file of this source without band descriptions."""
+        return self.standard_order or tuple(self.band_names)
 
 
 HOUR_S = 3600.0
@@ -94,11 +166,27 @@ SOURCES: dict[str, Source] = {
         Source(
             key="sentinel1",
             title="Sentinel-1 GRD (IW)",
+            label="Sentinel-1 GRD (VV, VH [dB], incidence angle [deg])",
+            help="<b>Sentinel-1</b>: GRD backscatter VV and VH in dB and the incidence angle in degrees.",
             ee_collection="COPERNICUS/S1_GRD",
             bands=(
-                Band("VV", "dB", linear(-25, 5), "sentinel_1_VV"),
-                Band("VH", "dB", linear(-25, 5), "sentinel_1_VH"),
-                Band("angle", "deg", linear(0, 90), "sentinel_1_angle"),
+                Band(
+                    "VV", "dB", linear(-25, 5), "sentinel_1_VV", (-50.0, 20.0), aliases=("sigma0vv", "vvdb", "gammavv")
+                ),
+                Band(
+                    "VH", "dB", linear(-25, 5), "sentinel_1_VH", (-50.0, 20.0), aliases=("sigma0vh", "vhdb", "gammavh")
+                ),
+                Band(
+                    "angle",
+                    "deg",
+                    linear(0, 90),
+                    "sentinel_1_angle",
+                    (0.0, 90.0),
+                    aliases=("incidenceangle", "incidence", "localincidenceangle", "theta"),
+                    constant_note="the true angle varies across the swath (about 30-46 deg in IW mode), which "
+                    "biases the estimate away from the swath's centre; give a raster with an angle band where "
+                    "you can",
+                ),
             ),
             native_resolution_m=10.0,
             temporal_bound_s=1 * HOUR_S,
@@ -108,21 +196,36 @@ SOURCES: dict[str, Source] = {
         Source(
             key="sentinel2",
             title="Sentinel-2 L1C (harmonized)",
+            label="Sentinel-2 L1C (B4, B3, B2, B8, B11, B12 as DN)",
+            help="<b>Sentinel-2</b>: L1C bands B4, B3, B2, B8, B11, B12 as digital numbers (reflectance x 10000).",
             ee_collection="COPERNICUS/S2_HARMONIZED",
             bands=tuple(
-                Band(b, "DN (TOA reflectance x 10000)", s2_log(b), f"sentinel_2_{b}")
+                Band(b, "DN (TOA reflectance x 10000)", s2_log(b), f"sentinel_2_{b}", (0.0, 65535.0))
                 for b in ("B4", "B3", "B2", "B8", "B11", "B12")
             ),
             native_resolution_m=10.0,
             temporal_bound_s=14 * DAY_S,
+            # all 13 L1C bands, the order of a full-product export
+            standard_order=("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"),
             attribution="Contains modified Copernicus Sentinel data",
             ee_filters={"max_cloud_percent": 30.0, "cloud_property": "CLOUDY_PIXEL_PERCENTAGE"},
         ),
         Source(
             key="dem",
             title="NASADEM elevation",
+            label="DEM (elevation [m])",
+            help="<b>DEM</b>: elevation in m.",
             ee_collection="NASA/NASADEM_HGT/001",
-            bands=(Band("elevation", "m", linear(0, 3000), "nasa_dem_elevation"),),
+            bands=(
+                Band(
+                    "elevation",
+                    "m",
+                    linear(0, 3000),
+                    "nasa_dem_elevation",
+                    (-500.0, 9000.0),
+                    aliases=("dem", "height", "elev", "altitude", "hgt"),
+                ),
+            ),
             native_resolution_m=30.0,
             temporal_bound_s=None,
             attribution="NASADEM, NASA JPL",
@@ -130,12 +233,46 @@ SOURCES: dict[str, Source] = {
         Source(
             key="soilgrids",
             title="SoilGrids 2.0, 0-5 cm mean",
+            label="SoilGrids 0-5 cm (sand, silt, clay [g/kg], bdod [cg/cm3])",
+            help="<b>SoilGrids</b>: 0-5 cm sand, silt, clay (g/kg) and bulk density bdod (cg/cm3).",
             ee_collection="projects/soilgrids-isric/{band}_mean",
             bands=(
-                Band("sand", "g/kg", linear(0, 800), "soil_grids_sand_sand_0-5cm_mean", "sand_0-5cm_mean"),
-                Band("silt", "g/kg", linear(0, 800), "soil_grids_silt_silt_0-5cm_mean", "silt_0-5cm_mean"),
-                Band("clay", "g/kg", linear(0, 800), "soil_grids_clay_clay_0-5cm_mean", "clay_0-5cm_mean"),
-                Band("bdod", "cg/cm3", linear(0, 800), "soil_grids_bd_bdod_0-5cm_mean", "bdod_0-5cm_mean"),
+                Band(
+                    "sand",
+                    "g/kg",
+                    linear(0, 800),
+                    "soil_grids_sand_sand_0-5cm_mean",
+                    (0.0, 1000.0),
+                    "sand_0-5cm_mean",
+                    aliases=("sand05cm", "sand05cmmean"),
+                ),
+                Band(
+                    "silt",
+                    "g/kg",
+                    linear(0, 800),
+                    "soil_grids_silt_silt_0-5cm_mean",
+                    (0.0, 1000.0),
+                    "silt_0-5cm_mean",
+                    aliases=("silt05cm", "silt05cmmean"),
+                ),
+                Band(
+                    "clay",
+                    "g/kg",
+                    linear(0, 800),
+                    "soil_grids_clay_clay_0-5cm_mean",
+                    (0.0, 1000.0),
+                    "clay_0-5cm_mean",
+                    aliases=("clay05cm", "clay05cmmean"),
+                ),
+                Band(
+                    "bdod",
+                    "cg/cm3",
+                    linear(0, 800),
+                    "soil_grids_bd_bdod_0-5cm_mean",
+                    (0.0, 300.0),
+                    "bdod_0-5cm_mean",
+                    aliases=("bdod05cm", "bdod05cmmean", "bulkdensity", "bd"),
+                ),
             ),
             native_resolution_m=250.0,
             temporal_bound_s=None,
@@ -144,9 +281,11 @@ SOURCES: dict[str, Source] = {
         Source(
             key="smap",
             title="SMAP surface soil moisture (NASA-USDA 10 km)",
+            label="SMAP surface soil moisture (ssm)",
+            help="<b>SMAP</b>: surface soil moisture (see SMAP product).",
             ee_collection="NASA_USDA/HSL/SMAP10KM_soil_moisture",
             # ssm in mm over 0-5 cm; 0-50 mm spans 0-1 m3/m3 at 0.05 m depth.
-            bands=(Band("ssm", "mm", linear(0, 50), "smap_sm"),),
+            bands=(Band("ssm", "mm", linear(0, 50), "smap_sm", (0.0, 50.0), aliases=("smapssm", "soilmoisture")),),
             native_resolution_m=10000.0,
             temporal_bound_s=3 * DAY_S,
             attribution="NASA-USDA SMAP global soil moisture (NASA GSFC / USDA FAS)",
@@ -164,8 +303,19 @@ SOURCES: dict[str, Source] = {
         Source(
             key="gldas",
             title="GLDAS-2.1 Noah 0.25 deg 3-hourly",
+            label="GLDAS Noah (SoilMoi0_10cm_inst [kg/m2])",
+            help="<b>GLDAS</b>: Noah SoilMoi0_10cm_inst in kg/m2.",
             ee_collection="NASA/GLDAS/V021/NOAH/G025/T3H",
-            bands=(Band("SoilMoi0_10cm_inst", "kg/m2", linear(0, 100), "gldas_sm"),),
+            bands=(
+                Band(
+                    "SoilMoi0_10cm_inst",
+                    "kg/m2",
+                    linear(0, 100),
+                    "gldas_sm",
+                    (0.0, 100.0),
+                    aliases=("soilmoi010cm", "gldassm"),
+                ),
+            ),
             native_resolution_m=27750.0,
             temporal_bound_s=6 * HOUR_S,
             attribution="GLDAS-2.1, NASA GES DISC (Beaudoing & Rodell 2020)",
@@ -188,4 +338,5 @@ def band_ref(ref: str) -> tuple[Source, Band]:
 
 
 def all_band_refs() -> list[str]:
+    """Every ``"source/band"`` reference of the table."""
     return [f"{s.key}/{b.name}" for s in SOURCES.values() for b in s.bands]

@@ -36,11 +36,15 @@ UNKNOWN_NAME = "unknown"
 def usda_texture_class(sand: np.ndarray, silt: np.ndarray, clay: np.ndarray) -> np.ndarray:
     """USDA texture class index per point (int16, :data:`UNKNOWN` where undefined).
 
-    Args:
-        sand, silt, clay: fractions in any common unit (percent, g/kg, 0-1),
-            broadcastable to one shape; rescaled to percent of their sum.
+    Parameters
+    ----------
+    sand, silt, clay : np.ndarray
+        fractions in any common unit (percent, g/kg, 0-1),
+        broadcastable to one shape; rescaled to percent of their sum.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         int16 array of indices into :data:`USDA_TEXTURE_CLASSES`.
     """
     sa, si, cl = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (sand, silt, clay)))

@@ -5,9 +5,11 @@ Shared by the algorithms and by callers that drive them through ``qgis_process``
 """
 
 from ..core import schema
+from ..core.kinds import REGISTRY
 
 PROVIDER_ID = "smqgis"
-ESTIMATE_SM_320M = "estimate_sm_320m"
+#: The algorithm of the fusion kind (its id is the registry's).
+ESTIMATE_SM_320M = REGISTRY["fusion_320m"].algorithm_id
 ALGORITHM_ID = f"{PROVIDER_ID}:{ESTIMATE_SM_320M}"
 #: Enum order of the MODE and PROVIDER parameters: the core's own tuples (fast and auto first).
 MODES = schema.INFERENCE_MODES

@@ -6,27 +6,24 @@ by tests. Algorithms are only declared here; the engine is imported when they ru
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..paths import ICON_PATH
 from .estimate_sm_320m import EstimateSm320mAlgorithm
 from .ids import PROVIDER_ID
 from .validate_insitu import ValidateInsituAlgorithm
-
-#: The plugin folder (the repository root): smqgis/processing/provider.py -> ../../
-PLUGIN_DIR = Path(__file__).resolve().parents[2]
-ICON_PATH = PLUGIN_DIR / "resources" / "icons" / "smqgis.svg"
 
 
 class SmqgisProvider(QgsProcessingProvider):
     """Processing provider of smqgis."""
 
-    def id(self) -> str:  # noqa: A003 - QGIS API
+    def id(self) -> str:
+        """The provider id (``smqgis``), the prefix of the algorithm ids."""
         return PROVIDER_ID
 
     def name(self) -> str:
+        """The provider's short name."""
         return "smqgis"
 
     def longName(self) -> str:  # noqa: N802 - QGIS API

@@ -10,7 +10,6 @@ layer name carrying the model's label.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from qgis.core import (
     QgsMapLayer,
@@ -19,9 +18,9 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
 )
 
-LOGGER = logging.getLogger(__name__)
+from ..paths import STYLE_PATH
 
-STYLE_PATH = Path(__file__).resolve().parents[2] / "resources" / "styles" / "soil_moisture.qml"
+LOGGER = logging.getLogger(__name__)
 
 
 class SoilMoistureLayerStyler(QgsProcessingLayerPostProcessorInterface):

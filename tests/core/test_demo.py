@@ -52,8 +52,8 @@ def test_fast_and_exact_agree_on_the_sample_with_the_demo_model():
     """
     if not demo.DEMO_MODEL.is_file():
         pytest.skip("the demo model is not there yet")
+    from smqgis.core.kinds.fusion import estimate_sm_arrays
     from smqgis.core.model import load_model
-    from smqgis.core.pipeline import estimate_sm_arrays
 
     model = load_model(str(demo.DEMO_MODEL), provider="cpu")
     inputs = demo.sample_inputs()

@@ -22,7 +22,7 @@ import pytest
 
 from smqgis.core import engine
 from smqgis.core.grid import ModelGrid, RoleGrid
-from smqgis.core.pipeline import estimate_sm_arrays
+from smqgis.core.kinds.fusion import estimate_sm_arrays
 
 UTM = "EPSG:32614"
 

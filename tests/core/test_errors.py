@@ -6,14 +6,13 @@ import os
 import stat
 from dataclasses import replace
 
-import numpy as np
 import onnx
 import pytest
 import rasterio
 from onnx import TensorProto, helper
 
 from smqgis.core.errors import InputError, ModelError
-from smqgis.core.pipeline import estimate_sm_320m
+from smqgis.core.kinds.fusion import estimate_sm_320m
 
 
 @pytest.fixture
@@ -134,9 +133,14 @@ def test_inputs_that_do_not_overlap(context_model, scene, out_dir, tmp_path):
     with rasterio.open(moved, "w", **profile) as dst:
         dst.write(data)
     inputs = {**scene, "dem": replace(scene["dem"], path=str(moved))}
-    with pytest.raises(InputError, match="do not overlap"):
+    with pytest.raises(InputError, match="do not overlap") as info:
         estimate_sm_320m(context_model, inputs, str(out_dir / "sm.tif"))
-    assert np.isfinite(profile["transform"].f)
+    # the message gives each input's lon/lat box, so the user sees which one lies elsewhere
+    message = str(info.value)
+    lats = {key: float(message.split(f"{key}: lon ")[1].split("lat ")[1].split("..")[0]) for key in scene}
+    others = [lat for key, lat in lats.items() if key != "dem"]
+    assert max(others) - min(others) < 0.5  # the untouched inputs reach to within 0.3 deg of 35.2 N
+    assert lats["dem"] < min(others) - 10.0  # 50 000 rows of 30 m: ~1500 km (13 deg) further south
 
 
 def test_successor_band_with_the_old_product_is_refused(context_model, scene, out_dir, tmp_path):

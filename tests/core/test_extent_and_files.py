@@ -8,7 +8,7 @@ import stat
 import rasterio
 from rasterio.warp import transform_bounds
 
-from smqgis.core.pipeline import estimate_sm_320m
+from smqgis.core.kinds.fusion import estimate_sm_320m
 
 UTM = "EPSG:32614"
 #: A 3.2 km box well inside the synthetic scene's Sentinel-1 footprint (UTM 14N, m).

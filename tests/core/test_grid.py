@@ -46,8 +46,8 @@ def test_role_blocks_follow_the_calling_convention():
     assert grid.block_transform("low_res", 2, 4).c - grid.block_transform("low_res", 2, 3).c == 2 * 160.0
     # low-res and high-res blocks cover the same ground
     assert grid.block_transform("low_res", 2, 3).c == t.c
-    c = grid.centres_transform(2, 3) @ (0.5, 0.5)
-    assert c == grid.window_centre(2, 3)
+    # the output pixel's centre is its window's centre
+    assert grid.transform @ (3.5, 2.5) == grid.window_centre(2, 3) == (t.c + 1280.0, t.f - 1280.0)
 
 
 def test_grid_covering_snaps_outward():

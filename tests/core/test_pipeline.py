@@ -8,8 +8,8 @@ import pytest
 import rasterio
 
 from smqgis.core import encoding
+from smqgis.core.kinds.fusion import estimate_sm_320m, estimate_sm_arrays
 from smqgis.core.model import load_model
-from smqgis.core.pipeline import estimate_sm_320m, estimate_sm_arrays
 
 #: fast vs exact with the context test model: its cells see 31 px around them, so the outer
 #: ring of cells of a window sees real neighbours in fast mode and zero padding in exact mode.
@@ -160,9 +160,7 @@ def test_progress_reaches_100_and_cancel_leaves_nothing(context_model, scene, tm
     for mode in ("fast", "exact"):
         out = tmp_path / mode / "cancelled.tif"
         out.parent.mkdir()
-        calls = []
-
-        def cancel_on_second():
+        def cancel_on_second(calls: list[int] = []) -> bool:  # noqa: B006 - a fresh list per loop turn
             calls.append(1)
             return len(calls) >= 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,8 +11,10 @@ import rasterio
 from rasterio.windows import Window
 
 from smqgis.core import engine
-from smqgis.core.io import ROLE_RESAMPLING, gdal_env
-from smqgis.core.pipeline import estimate_sm_320m, estimate_sm_arrays, prepare
+from smqgis.core.kinds.fusion import estimate_sm_320m, estimate_sm_arrays, predict_tile
+from smqgis.core.layers import gdal_env
+from smqgis.core.pipeline import prepare
+from smqgis.core.tile_inputs import ROLE_RESAMPLING
 
 
 class _Discard:
@@ -63,7 +66,8 @@ def _peak_traced_mib(model, scene, extent, tile_px: int) -> tuple[float, int]:
     try:
         tracemalloc.start()
         with gdal_env():
-            stats = engine.run_tiles(run.model, run.reader, run.grid, _Discard(), mode="fast", tile_px=tile_px)
+            stats = engine.run_tiles(partial(predict_tile, run.model, run.grid, mode="fast"), run.reader, run.grid,
+                                     _Discard(), tile_px=tile_px)
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     finally:

@@ -27,7 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from smqgis.core import schema  # noqa: E402
+from smqgis.core import schema
 
 OPSET = 17
 HR_WIDTHS = (8, 8, 16, 16, 16)

@@ -72,6 +72,7 @@ def sample_run(qgis_processing: None, model_path: Path, tmp_path_factory: pytest
     "params": the parameters}``.
     """
     import processing
+
     from sm_qgis_helpers import ALG_ID, LogFeedback, sample_manifest, sample_params
     from smqgis.processing.provider import SmqgisProvider
 

@@ -99,7 +99,7 @@ def run_qgis_process(*args: str, cwd: Path, timeout: float = 300) -> subprocess.
         pytest.skip("qgis_process.bin is not installed")
     if not (REPO / "build" / "plugins" / "smqgis").exists():
         pytest.fail("build/plugins/smqgis is missing: run `make plugin-link` first")
-    return subprocess.run(  # noqa: S603 - fixed binary, arguments from the test
+    return subprocess.run(
         [str(QGIS_PROCESS), *args],
         cwd=cwd,
         env=qgis_process_env(),

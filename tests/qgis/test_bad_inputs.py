@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException
 from rasterio.transform import from_origin
+
 from sm_qgis_helpers import ALG_ID, S1_PATH, spain_params, write_raster, write_spain_inputs
 
 pytestmark = pytest.mark.skipif(not S1_PATH.is_file(), reason="the Sen1Floods11 chip is not available")
@@ -62,9 +63,9 @@ def run_expecting_error(params: dict[str, Any], out_dir: Path) -> str:
 def test_missing_required_input(params: dict[str, Any], tmp_path: Path) -> None:
     del params["SENTINEL2"]
     message = run_expecting_error(params, tmp_path)
-    assert "SENTINEL2 is not set" in message
-    assert "B4, B3, B2, B8, B11, B12" in message  # what it must contain
-    assert "choose a GDAL raster" in message
+    assert "not given: sentinel2 (B4, B3, B2, B8, B11, B12)" in message  # what it must contain
+    assert "give a raster for each" in message
+    assert message.endswith("(here: the raster is SENTINEL2, its band order S2_BANDS)")
 
 
 def test_declared_bands_beyond_band_count(params: dict[str, Any], tmp_path: Path) -> None:
@@ -90,7 +91,19 @@ def test_wrong_band_count_not_recognised(params: dict[str, Any], tmp_path: Path)
 def test_extent_outside_inputs(params: dict[str, Any], tmp_path: Path) -> None:
     params["EXTENT"] = "500000,510000,4000000,4010000 [EPSG:32630]"  # ~100 km south-west of the chip
     message = run_expecting_error(params, tmp_path)
-    assert "extent" in message.lower()
+    # the extent as the user gave it (EPSG:32630, m), the overlap it missed, what to do, and which parameter
+    assert "the extent (500000, 4000000, 510000, 4010000) (EPSG:32630) lies outside the area where all inputs " \
+           "overlap" in message
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    with rasterio.open(S1_PATH) as s1:
+        chip = transform_bounds(s1.crs, "EPSG:32630", *s1.bounds)
+    overlap = [int(v) for v in message.split("overlap (")[1].split(")")[0].split(", ")]
+    # the overlap is the chip (the other inputs reach beyond it), to the metre
+    assert overlap == pytest.approx(chip, abs=1.0)
+    assert "choose an extent inside it or leave it empty" in message
+    assert message.endswith("(parameter EXTENT)")
 
 
 def test_geographic_output_crs(params: dict[str, Any], tmp_path: Path) -> None:

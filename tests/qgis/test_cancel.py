@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject
+
 from sm_qgis_helpers import ALG_ID, S1_PATH, spain_params, write_spain_inputs
 
 pytestmark = pytest.mark.skipif(not S1_PATH.is_file(), reason="the Sen1Floods11 chip is not available")

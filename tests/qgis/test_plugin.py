@@ -11,7 +11,6 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from sm_qgis_helpers import ALG_ID, REPO
 from qgis.core import (
     QgsApplication,
     QgsColorRampShader,
@@ -26,6 +25,8 @@ from qgis.core import (
     QgsRasterLayer,
     QgsSingleBandPseudoColorRenderer,
 )
+
+from sm_qgis_helpers import ALG_ID, REPO
 
 REQUIRED_METADATA = (
     "name", "description", "about", "version", "qgisMinimumVersion", "author", "email", "tracker", "repository",
@@ -191,6 +192,7 @@ def test_parse_band_order(text: str, source: str, count: int, expected: dict[str
 )
 def test_parse_band_order_errors(text: str, count: int, message: str) -> None:
     from qgis.core import QgsProcessingException
+
     from smqgis.processing.estimate_sm_320m import parse_band_order
 
     with pytest.raises(QgsProcessingException) as info:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+
 from sm_qgis_helpers import ALG_ID, run_qgis_process
 
 

@@ -22,6 +22,7 @@ import pytest
 import rasterio
 from qgis.core import QgsApplication, QgsRasterLayer
 from rasterio.warp import transform_bounds
+
 from sm_qgis_helpers import (
     ALG_ID,
     S1_ANGLE_DEG,
@@ -39,7 +40,9 @@ pytestmark = pytest.mark.skipif(not S1_PATH.is_file(), reason="the Sen1Floods11 
 
 def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
     import processing
-    from smqgis.core.pipeline import LayerInput, estimate_sm_320m
+
+    from smqgis.core.kinds.fusion import estimate_sm_320m
+    from smqgis.core.pipeline import LayerInput
 
     static = write_spain_inputs(tmp_path)
     feedback = LogFeedback()
@@ -48,7 +51,8 @@ def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, t
     assert Path(result["OUTPUT"]) == out_path and out_path.is_file()
     assert result["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
     # the constant angle is used, with a warning that says so
-    assert any("no incidence-angle band" in w and "37 deg" in w for w in feedback.warnings), feedback.warnings
+    assert any("band angle is the constant 37.0" in w and "varies across the swath" in w
+               for w in feedback.warnings), feedback.warnings
 
     layer = QgsRasterLayer(str(out_path), "sm")
     assert layer.isValid() and layer.crs().authid() == "EPSG:32630"
@@ -93,7 +97,9 @@ def test_real_s1_s2_give_utm30n_map(smqgis_provider: object, model_path: Path, t
 def test_exact_mode_is_passed_through(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
     """MODE=1 runs the engine's exact mode (tagged), on the same grid as fast mode, bit-equal to the engine."""
     import processing
-    from smqgis.core.pipeline import LayerInput, estimate_sm_320m
+
+    from smqgis.core.kinds.fusion import estimate_sm_320m
+    from smqgis.core.pipeline import LayerInput
 
     static = write_spain_inputs(tmp_path)
     params = spain_params(static, tmp_path / "sm_exact.tif", model_path)
@@ -113,12 +119,27 @@ def test_exact_mode_is_passed_through(smqgis_provider: object, model_path: Path,
 
 
 def test_smap_successor_product_is_passed_through(smqgis_provider: object, model_path: Path, tmp_path: Path) -> None:
-    """SMAP_PRODUCT=2 declares the SPL4SMGP successor (m3/m3); the engine records and harmonises it."""
+    """SMAP_PRODUCT=2 declares the SPL4SMGP successor (m3/m3): the engine converts it to the trained-on mm over
+    5 cm, so the same soil moisture as SPL4SMGP (ssm / 50 m3/m3) gives the map of the 10 km product (ssm mm)."""
     import processing
 
     static = write_spain_inputs(tmp_path)
-    params = spain_params(static, tmp_path / "sm_spl4.tif", model_path)
+    reference = spain_params(static, tmp_path / "sm_10km.tif", model_path)
+    reference["SMAP_PRODUCT"] = 1
+    processing.run(ALG_ID, reference)
+    with rasterio.open(static["smap"]) as src:
+        ssm_mm, profile, tags = src.read(1), src.profile, src.tags()
+    assert 15.0 < ssm_mm.min() and ssm_mm.max() < 19.0  # mm of water in the top 5 cm
+    successor = tmp_path / "smap_spl4smgp.tif"
+    with rasterio.open(successor, "w", **profile) as dst:
+        dst.write(ssm_mm / 50.0, 1)  # m3/m3 over 5 cm: 50 mm of water is 1 m3/m3
+        dst.set_band_description(1, "sm_surface")
+        dst.update_tags(**tags)
+    params = {**spain_params(static, tmp_path / "sm_spl4.tif", model_path), "SMAP": str(successor)}
     params["SMAP_PRODUCT"] = 2
     processing.run(ALG_ID, params)
-    with rasterio.open(params["OUTPUT"]) as out:
+    with rasterio.open(params["OUTPUT"]) as out, rasterio.open(reference["OUTPUT"]) as ref:
         assert out.tags()["INPUT_SMAP_PRODUCT"] == "NASA/SMAP/SPL4SMGP/007"
+        assert ref.tags()["INPUT_SMAP_PRODUCT"] == "NASA_USDA/HSL/SMAP10KM_soil_moisture"
+        # float32 m3/m3 x 50 differs from the mm by ~1e-6 mm: far below what moves a map
+        np.testing.assert_allclose(out.read(), ref.read(), rtol=0.0, atol=1e-5)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 from qgis.core import QgsProject, QgsSingleBandPseudoColorRenderer
+
 from sm_qgis_helpers import ALG_ID, DEMO_MODEL, SAMPLE_DIR, LogFeedback, sample_manifest, sample_params
 
 #: Pearson r the demo model must reach against the sample's 320 m truth, see test docstring.
@@ -50,7 +51,8 @@ def test_sample_output_grid(sample_run: dict[str, Any]) -> None:
 
 
 def test_sample_equals_engine_run(sample_run: dict[str, Any], model_path: Path, tmp_path: Path) -> None:
-    from smqgis.core.pipeline import LayerInput, estimate_sm_320m
+    from smqgis.core.kinds.fusion import estimate_sm_320m
+    from smqgis.core.pipeline import LayerInput
 
     manifest = sample_manifest()
     inputs = {
@@ -134,7 +136,7 @@ def test_angle_constant_is_ignored_when_s1_has_an_angle_band(
     params = {**sample_run["params"], "OUTPUT": str(tmp_path / "sm_angle.tif"), "S1_ANGLE_DEG": 30.0}
     feedback = LogFeedback()
     processing.run(ALG_ID, params, feedback=feedback)
-    assert "S1_ANGLE_DEG is ignored: the Sentinel-1 raster has an angle band." in feedback.infos
-    assert not any("no incidence-angle band" in w for w in feedback.warnings)
+    assert "sentinel1: the file has a band angle; the fallback constant 30 is not used" in feedback.infos
+    assert not any("angle is the constant" in w for w in feedback.warnings)
     with rasterio.open(params["OUTPUT"]) as got, rasterio.open(sample_run["path"]) as ref:
         np.testing.assert_array_equal(got.read(), ref.read())

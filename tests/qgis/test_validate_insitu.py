@@ -49,6 +49,7 @@ def _params(maps: list, insitu: Any, out: Path, **extra: Any) -> dict:
 
 def test_validate_real_ismn_writes_layer_csv_and_report(smqgis_provider: object, case: dict, tmp_path: Path) -> None:
     import processing
+
     from sm_qgis_helpers import LogFeedback
 
     feedback = LogFeedback()

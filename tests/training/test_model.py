@@ -6,13 +6,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from smqgis.core.schema import VARIANTS, center_weighted_kernel, variant_inputs  # noqa: E402
-from training.config import PAPER, SMALL, get_config  # noqa: E402
-from training.model import CenterWeightedPooling, build_model, make_divisible  # noqa: E402
+from smqgis.core import schema
+from smqgis.core.schema import VARIANTS, center_weighted_kernel, variant_inputs
+from training.config import CONFIGS, PAPER, SMALL, get_config
+from training.model import CenterWeightedPooling, build_model, make_divisible
 
 
 def _middle_blocks(encoder: keras.Model) -> int:
@@ -34,7 +35,7 @@ def test_paper_config_is_table_7():
     assert PAPER.head1_widths == (128, 64) and PAPER.head1_keep == (0.5, 0.5, 0.6)
     assert PAPER.head2_widths == (8,) and PAPER.head2_keep == (0.9, 0.9)
     assert (PAPER.batch_size, PAPER.momentum, PAPER.train_steps, PAPER.huber_delta) == (64, 0.9, 600_000, 0.4)
-    assert PAPER.learning_rate in PAPER.learning_rate_sweep and PAPER.weight_decay in PAPER.weight_decay_sweep
+    assert (PAPER.learning_rate, PAPER.weight_decay) == (0.05, 5e-5)
     assert PAPER.drop_path_keep == 0.6 and PAPER.lr_decay_power == 0.9 and PAPER.sync_batch_norm
     assert PAPER.bn_momentum == 0.997  # DeepLab's batch-norm decay
     assert get_config("small") is SMALL
@@ -43,8 +44,11 @@ def test_paper_config_is_table_7():
 def test_small_config_uses_a_short_run_batch_norm_momentum():
     # 0.997 would leave a few-hundred-step CPU run's moving averages mostly at their init
     assert SMALL.bn_momentum == 0.9
-    bns = [l for l in build_model(SMALL, "smap_gldas")._flatten_layers() if l.__class__.__name__ == "BatchNormalization"]
-    assert bns and all(l.momentum == 0.9 for l in bns)
+    bns = [
+        layer for layer in build_model(SMALL, "smap_gldas")._flatten_layers()
+        if layer.__class__.__name__ == "BatchNormalization"
+    ]
+    assert bns and all(layer.momentum == 0.9 for layer in bns)
 
 
 def test_paper_model_builds_with_16_and_8_middle_blocks():
@@ -90,7 +94,9 @@ def test_windows_mode_equals_per_window_calls_and_tile_mode_is_row_major():
     x = _inputs("full", 3, 256, 256)
     batched = np.asarray(model(x, training=False))
     assert batched.shape == (3, 1)
-    single = np.concatenate([np.asarray(model({k: v[i : i + 1] for k, v in x.items()}, training=False)) for i in range(3)])
+    single = np.concatenate(
+        [np.asarray(model({k: v[i : i + 1] for k, v in x.items()}, training=False)) for i in range(3)]
+    )
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
     tile = _inputs("full", 1, 320, 384, seed=1)
@@ -111,3 +117,26 @@ def test_every_variant_builds_and_runs(variant):
     x = _inputs(variant, 2, 256, 256)
     out = np.asarray(model(x, training=True))
     assert out.shape == (2, 1) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_config_geometry_is_the_schemas(name):
+    """Every config builds models with the geometry the plugin reads from the schema (window, strides, sigma)."""
+    cfg = CONFIGS[name]
+    assert cfg.high_res_window_px == schema.HIGH_RES_WINDOW_PX == schema.ROLE_GRID["high_res"]["window_px"]
+    assert cfg.low_res_window_px == schema.LOW_RES_WINDOW_PX == schema.ROLE_GRID["low_res"]["window_px"]
+    assert cfg.high_res_output_stride == schema.HIGH_RES_OUTPUT_STRIDE
+    assert cfg.low_res_output_stride == schema.LOW_RES_OUTPUT_STRIDE
+    assert cfg.pooling_sigma_cells == schema.POOLING_SIGMA_CELLS
+    # both windows cover the same ground (2.56 km), as the plugin's grids require
+    assert cfg.high_res_window_px * schema.HIGH_RES_PIXEL_SIZE_M == cfg.low_res_window_px * schema.LOW_RES_PIXEL_SIZE_M
+    # the high-res window holds a whole number of encoder cells, one per 320 m output pixel
+    assert cfg.high_res_window_px % cfg.high_res_output_stride == 0
+    assert schema.HIGH_RES_PIXEL_SIZE_M * cfg.high_res_output_stride == 320.0
+
+
+def test_old_run_configs_with_removed_fields_still_load():
+    from training.config import config_from_dict
+
+    old = {**SMALL.to_dict(), "learning_rate_sweep": [0.1, 0.05], "weight_decay_sweep": [1e-4]}
+    assert config_from_dict(old) == SMALL

@@ -57,7 +57,9 @@ def test_same_seed_same_bytes(scene_dir: Path, tmp_path: Path) -> None:
 
 
 def test_committed_sample_is_what_the_generator_writes(dates_dir: Path) -> None:
-    assert _hashes(SAMPLE) == _hashes(dates_dir), "resources/sample is stale: run python -m training.simulate.make_resources --sample-only"
+    assert _hashes(SAMPLE) == _hashes(dates_dir), (
+        "resources/sample is stale: run python -m training.simulate.make_resources --sample-only"
+    )
     shipped = [p for p in SAMPLE.rglob("*") if p.suffix in (".tif", ".json", ".md")]
     assert sum(p.stat().st_size for p in shipped) <= 16 * 1024 * 1024
 
@@ -142,7 +144,9 @@ def test_windows_agree_where_they_overlap(world: World) -> None:
     a = world.static(xs, ys)
     b = world.static(xs[20:], ys[10:])
     np.testing.assert_allclose(a.elevation_m[10:, 20:], b.elevation_m, atol=1e-9)
-    np.testing.assert_allclose(world.soil_moisture(a, xs, ys, 100)[10:, 20:], world.soil_moisture(b, xs[20:], ys[10:], 100), atol=1e-9)
+    np.testing.assert_allclose(
+        world.soil_moisture(a, xs, ys, 100)[10:, 20:], world.soil_moisture(b, xs[20:], ys[10:], 100), atol=1e-9
+    )
 
 
 def test_texture_sums_to_one_and_soilgrids_units(world: World) -> None:
@@ -236,10 +240,21 @@ def test_tfrecords_parse_with_the_training_reader(tmp_path: Path, world: World) 
     tf = pytest.importorskip("tensorflow")
     from training.data import make_dataset
 
-    summary = write_dataset(tmp_path, world, DatasetSpec(n_sensors=5, dates_per_sensor={"train": 2, "val": 1, "test": 1}, shards=1,
-                                                         free_points=2, free_dates_per_point=2))
+    summary = write_dataset(
+        tmp_path,
+        world,
+        DatasetSpec(
+            n_sensors=5,
+            dates_per_sensor={"train": 2, "val": 1, "test": 1},
+            shards=1,
+            free_points=2,
+            free_dates_per_point=2,
+        ),
+    )
     assert summary["points"]["train"] >= 4 and summary["free_points"] == 2
-    ds = make_dataset(str(tmp_path / "train-*.tfrecord.gz"), "full", 1, training=False, seed=0, drop_remainder=False, with_meta=True)
+    ds = make_dataset(
+        str(tmp_path / "train-*.tfrecord.gz"), "full", 1, training=False, seed=0, drop_remainder=False, with_meta=True
+    )
     with open(tmp_path / "readings.csv", newline="") as f:
         readings = list(csv.DictReader(f))
     assert all((r["flag"] in GOOD_FLAGS) == (r["kept"] == "1") for r in readings)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
 
-from smqgis.core import schema  # noqa: E402
-from training import export, train  # noqa: E402
-from training.config import SMALL  # noqa: E402
+from smqgis.core import schema
+from training import export, train
+from training.config import SMALL
 
 
 def _load(name: str):
@@ -46,7 +46,9 @@ def test_huber_matches_keras():
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     keras.utils.set_random_seed(0)
     cfg = SMALL.replace(**NO_DROPOUT)
-    trainer = train.Trainer(cfg, "full", tf.distribute.get_strategy(), steps=12, global_batch_size=8, learning_rate=0.05)
+    trainer = train.Trainer(
+        cfg, "full", tf.distribute.get_strategy(), steps=12, global_batch_size=8, learning_rate=0.05
+    )
     losses = trainer.fit(_fixed_dataset(8))
     assert len(losses) == 12 and trainer.step == 12
     assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
@@ -76,7 +78,9 @@ def test_checkpoints_resume_from_the_latest(tmp_path):
     weights = [v.numpy() for v in first.model.weights]
 
     keras.utils.set_random_seed(1)
-    second = train.Trainer(cfg, "s1_dem", tf.distribute.get_strategy(), steps=4, global_batch_size=2, model_dir=tmp_path)
+    second = train.Trainer(
+        cfg, "s1_dem", tf.distribute.get_strategy(), steps=4, global_batch_size=2, model_dir=tmp_path
+    )
     assert second.restore() == 3
     for a, b in zip(weights, (v.numpy() for v in second.model.weights)):
         np.testing.assert_array_equal(a, b)
@@ -87,8 +91,26 @@ def test_cli_trains_validates_and_writes_a_model_dir(tmp_path):
     tiny.main([str(data)])
     model_dir = tmp_path / "run"
     result = train.main(
-        ["--config", "small", "--variant", "full", "--train", str(data), "--val", str(data), "--steps", "2",
-         "--batch-size", "4", "--model-dir", str(model_dir), "--seed", "3", "--checkpoint-every", "1"]
+        [
+            "--config",
+            "small",
+            "--variant",
+            "full",
+            "--train",
+            str(data),
+            "--val",
+            str(data),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--model-dir",
+            str(model_dir),
+            "--seed",
+            "3",
+            "--checkpoint-every",
+            "1",
+        ]
     )
     assert result["n_sensors_total"] == 4 and sum(r["n"] for r in result["per_sensor"].values()) == 23
     cfg, variant, metrics = train.read_run(model_dir)
@@ -98,8 +120,20 @@ def test_cli_trains_validates_and_writes_a_model_dir(tmp_path):
     assert tf.train.latest_checkpoint(str(model_dir / "ckpt")).endswith("ckpt-2")
 
     onnx_path = tmp_path / "trained.onnx"
-    export.main(["--model-dir", str(model_dir), "--out", str(onnx_path), "--title", "tiny run",
-                 "--trained-on", "simulated", "--trained-on-description", "tiny fixture"])
+    export.main(
+        [
+            "--model-dir",
+            str(model_dir),
+            "--out",
+            str(onnx_path),
+            "--title",
+            "tiny run",
+            "--trained-on",
+            "simulated",
+            "--trained-on-description",
+            "tiny fixture",
+        ]
+    )
     import onnx
 
     meta = schema.from_metadata_props({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props})

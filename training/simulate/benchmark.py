@@ -84,7 +84,9 @@ def smap_alone(split: dict[str, np.ndarray]) -> np.ndarray:
     return mm / 1000.0 / sources.VOLUMETRIC_DEPTH_M["smap"]
 
 
-def load_calibrated(model_dir: Path, train_pattern: str, batches: int = BN_BATCHES, seed: int = 0) -> tuple[Any, Any, str]:
+def load_calibrated(
+    model_dir: Path, train_pattern: str, batches: int = BN_BATCHES, seed: int = 0
+) -> tuple[Any, Any, str]:
     """A trained model with its batch-norm population statistics re-estimated on training batches.
 
     With the paper's batch-norm momentum (0.997, which the small config had until
@@ -136,8 +138,12 @@ def window_features(split: dict[str, np.ndarray]) -> np.ndarray:
     y, x = np.mgrid[:256, :256] - 127.5
     weights = np.exp(-(x**2 + y**2) / (2 * 64.0**2))  # sigma 640 m, like the model's pooling
     weights /= weights.sum()
-    high = np.stack([np.tensordot(split["high_res"][k].astype(np.float64), weights, axes=([0, 1], [0, 1]))
-                     for k in range(split["label"].size)])
+    high = np.stack(
+        [
+            np.tensordot(split["high_res"][k].astype(np.float64), weights, axes=([0, 1], [0, 1]))
+            for k in range(split["label"].size)
+        ]
+    )
     low = split["low_res"].astype(np.float64).mean(axis=(1, 2))
     return np.concatenate([high, low, split["coarse"].astype(np.float64)], axis=1)
 
@@ -203,8 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--linear-probe", action="store_true", help="add the linear-probe diagnostic row")
-    parser.add_argument("--bn-batches", type=int, default=0,
-                        help="re-estimate batch-norm statistics on this many training batches before scoring (0: off)")
+    parser.add_argument(
+        "--bn-batches",
+        type=int,
+        default=0,
+        help="re-estimate batch-norm statistics on this many training batches before scoring (0: off)",
+    )
     parser.add_argument("--variants", nargs="*", default=[v for _, v in ROWS if v], choices=sorted(schema.VARIANTS))
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="config override for every run (training.train --set), e.g. pooling_sigma_cells=0.5")
@@ -214,9 +224,15 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     test = load_split(str(data / "test-*.tfrecord.gz"))
-    LOG.info("test split: %d points, %d sensors (%.0f s)", test["label"].size, len(set(test["sensor_id"])), time.perf_counter() - start)
+    LOG.info(
+        "test split: %d points, %d sensors (%.0f s)",
+        test["label"].size,
+        len(set(test["sensor_id"])),
+        time.perf_counter() - start,
+    )
     runs = [{"row": ROWS[0][0], "seed": s, "metrics": score(smap_alone(test), test)} for s in args.seeds]
     from training.export import load_trained  # TensorFlow only once a network is scored
+
     for name, variant in ROWS[1:]:
         if variant not in args.variants:
             continue
@@ -229,10 +245,18 @@ def main(argv: list[str] | None = None) -> None:
             seconds = train_run(data, variant, seed, args.steps, args.batch_size, model_dir, overrides=tuple(args.set))
             model, _, _, _ = load_trained(model_dir)
             raw = score(predict_model(model, test, variant), test)
-            result = {"row": name, "variant": variant, "seed": seed, "train_seconds": round(seconds, 1),
-                      "bn_batches": args.bn_batches, "metrics": raw}
+            result = {
+                "row": name,
+                "variant": variant,
+                "seed": seed,
+                "train_seconds": round(seconds, 1),
+                "bn_batches": args.bn_batches,
+                "metrics": raw,
+            }
             if args.bn_batches:
-                model, _, _ = load_calibrated(model_dir, str(data / "train-*.tfrecord.gz"), batches=args.bn_batches, seed=seed)
+                model, _, _ = load_calibrated(
+                    model_dir, str(data / "train-*.tfrecord.gz"), batches=args.bn_batches, seed=seed
+                )
                 result["metrics"] = score(predict_model(model, test, variant), test)
                 result["metrics_without_bn_reestimation"] = raw
             result_file.write_text(json.dumps(result, indent=2) + "\n")
@@ -243,9 +267,16 @@ def main(argv: list[str] | None = None) -> None:
         probe = score(linear_probe(train, test), test)
         runs += [{"row": PROBE_ROW, "seed": s, "metrics": probe} for s in args.seeds]
     table = summarise(runs)
-    summary = {"table": table, "runs": runs, "steps": args.steps, "batch_size": args.batch_size, "bn_batches": args.bn_batches,
-               "overrides": args.set,
-               "wall_seconds": round(time.perf_counter() - start, 1), "dataset": json.loads((data / "dataset.json").read_text())}
+    summary = {
+        "table": table,
+        "runs": runs,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "bn_batches": args.bn_batches,
+        "overrides": args.set,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "dataset": json.loads((data / "dataset.json").read_text()),
+    }
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     (out / "results.md").write_text(markdown(table))
     LOG.info("benchmark done in %.0f s\n%s", time.perf_counter() - start, markdown(table))

@@ -112,8 +112,17 @@ def sample_scene_inputs(sample_dir: Path, meta: dict[str, Any]) -> tuple[dict[st
     low = {}
     for k, b in enumerate(files["soilgrids"]["bands"]):
         dst = np.full((low_px, low_px), np.nan)
-        reproject(soil[k], dst, src_transform=soil_profile["transform"], src_crs=soil_profile["crs"], dst_transform=low_tr,
-                  dst_crs=crs, resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan)
+        reproject(
+            soil[k],
+            dst,
+            src_transform=soil_profile["transform"],
+            src_crs=soil_profile["crs"],
+            dst_transform=low_tr,
+            dst_crs=crs,
+            resampling=Resampling.bilinear,
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+        )
         low[f"soilgrids/{b}"] = dst
 
     centres_x = grid["extent"][0] + grid["pixel_size_m"] * (np.arange(n_out) + 0.5)
@@ -132,18 +141,30 @@ def sample_scene_inputs(sample_dir: Path, meta: dict[str, Any]) -> tuple[dict[st
         role, refs = spec["name"], spec["bands"]
         if role == "high_res":
             enc = np.stack([encode(phys[b["ref"]], b["encoding"]) for b in refs], axis=-1)
-            feeds[role] = [enc[first + stride * i : first + stride * i + WINDOW_PX, first + stride * j : first + stride * j + WINDOW_PX]
-                           for i in range(n_out) for j in range(n_out)]
+            feeds[role] = [
+                enc[
+                    first + stride * i : first + stride * i + WINDOW_PX,
+                    first + stride * j : first + stride * j + WINDOW_PX,
+                ]
+                for i in range(n_out)
+                for j in range(n_out)
+            ]
         elif role == "low_res":
             enc = np.stack([encode(low[b["ref"]], b["encoding"]) for b in refs], axis=-1)
             w = spec["window_px"]
-            feeds[role] = [enc[step_low * i : step_low * i + w, step_low * j : step_low * j + w] for i in range(n_out) for j in range(n_out)]
+            feeds[role] = [
+                enc[step_low * i : step_low * i + w, step_low * j : step_low * j + w]
+                for i in range(n_out)
+                for j in range(n_out)
+            ]
         else:
             feeds[role] = list(np.stack([encode(scalars[b["ref"]], b["encoding"]) for b in refs], axis=-1))
     return {k: np.ascontiguousarray(np.stack(v), dtype=np.float32) for k, v in feeds.items()}, {"scalars": scalars}
 
 
-def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8, between_cells: bool = False) -> dict[str, Any]:
+def evaluate_on_sample(
+    model_path: Path, sample_dir: Path, batch: int = 8, between_cells: bool = False
+) -> dict[str, Any]:
     """Run the ONNX model in exact mode on the sample scene; metrics against the 320 m truth (m3/m3).
 
     With ``between_cells`` also the share of the map's variance that lies between SMAP cells
@@ -156,7 +177,9 @@ def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8, betwe
     feeds, extra = sample_scene_inputs(sample_dir, meta)
     n = next(iter(feeds.values())).shape[0]
     start = time.perf_counter()
-    est = np.concatenate([session.run(None, {k: v[i : i + batch] for k, v in feeds.items()})[0].reshape(-1) for i in range(0, n, batch)])
+    est = np.concatenate(
+        [session.run(None, {k: v[i : i + batch] for k, v in feeds.items()})[0].reshape(-1) for i in range(0, n, batch)]
+    )
     seconds = time.perf_counter() - start
     with rasterio.open(sample_dir / "truth_sm_320m.tif") as ds:
         truth = ds.read(1).astype(np.float64).ravel()
@@ -175,7 +198,11 @@ def evaluate_on_sample(model_path: Path, sample_dir: Path, batch: int = 8, betwe
         "bias": metrics.bias(est, truth),
         "estimate_mean": float(est.mean()),
         "truth_mean": float(truth.mean()),
-        "smap_alone": {"rmse": metrics.rmse(smap_vol, truth), "ubrmse": metrics.ubrmse(smap_vol, truth), "r": metrics.pearson_r(smap_vol, truth)},
+        "smap_alone": {
+            "rmse": metrics.rmse(smap_vol, truth),
+            "ubrmse": metrics.ubrmse(smap_vol, truth),
+            "r": metrics.pearson_r(smap_vol, truth),
+        },
         "inference_seconds": round(seconds, 2),
     }
 
@@ -203,20 +230,41 @@ def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: P
         f"{dataset['points']['train']} training points from {dataset['sensors']['train']} simulated sensors",
     }
     model_metrics = {
-        "test": {**{k: test_metrics[k] for k in ("ubrmse", "rmse", "r", "bias", "n_sensors", "n_points")}, "split": "simulated test sensors"},
+        "test": {
+            **{k: test_metrics[k] for k in ("ubrmse", "rmse", "r", "bias", "n_sensors", "n_points")},
+            "split": "simulated test sensors",
+        },
         "test_smap_alone": {k: smap_metrics[k] for k in ("ubrmse", "rmse", "r", "bias")},
     }
-    training = {"steps": DEMO_STEPS, "batch_size": DEMO_BATCH, "seed": DEMO_SEED, "dataset": dataset["points"],
-                "batch_norm_reestimated_on_batches": DEMO_BN_BATCHES}
-    export_model(model, cfg, variant, model_out, title=TITLE, trained_on=trained_on, metrics=model_metrics,
-                 training=training, description=DESCRIPTION, seed=DEMO_SEED)
+    training = {
+        "steps": DEMO_STEPS,
+        "batch_size": DEMO_BATCH,
+        "seed": DEMO_SEED,
+        "dataset": dataset["points"],
+        "batch_norm_reestimated_on_batches": DEMO_BN_BATCHES,
+    }
+    export_model(
+        model,
+        cfg,
+        variant,
+        model_out,
+        title=TITLE,
+        trained_on=trained_on,
+        metrics=model_metrics,
+        training=training,
+        description=DESCRIPTION,
+        seed=DEMO_SEED,
+    )
     sample = evaluate_on_sample(model_out, sample_dir)
     sample_dates = {}
     listing = sample_dir / "dates.json"
     for entry in json.loads(listing.read_text())["dates"] if listing.is_file() else []:
         res = evaluate_on_sample(model_out, sample_dir / entry["folder"])
-        sample_dates[entry["date"]] = {"kind": entry["kind"], **{k: res[k] for k in ("r", "ubrmse", "rmse", "bias")},
-                                       "smap_alone": res["smap_alone"]}
+        sample_dates[entry["date"]] = {
+            "kind": entry["kind"],
+            **{k: res[k] for k in ("r", "ubrmse", "rmse", "bias")},
+            "smap_alone": res["smap_alone"],
+        }
     sidecar = {
         "model": model_out.name,
         "label": schema.SIMULATED_LABEL,
@@ -234,5 +282,11 @@ def make_demo_model(world: World, work_dir: Path, model_out: Path, sample_dir: P
         "seconds": round(time.perf_counter() - start, 1),
     }
     model_out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
-    LOG.info("demo model %s: test %s; sample scene R %.3f ubRMSE %.3f", model_out, test_metrics, sample["r"], sample["ubrmse"])
+    LOG.info(
+        "demo model %s: test %s; sample scene R %.3f ubRMSE %.3f",
+        model_out,
+        test_metrics,
+        sample["r"],
+        sample["ubrmse"],
+    )
     return sidecar

@@ -134,7 +134,9 @@ def gldas_acquisitions(world: World) -> list[Acquisition]:
     return [Acquisition("gldas", k / 8.0, k) for k in range(8 * world.config.n_days)]
 
 
-def latest_within(acqs: list[Acquisition], day: float, bound_days: float, max_cloud: float | None = None) -> Acquisition | None:
+def latest_within(
+    acqs: list[Acquisition], day: float, bound_days: float, max_cloud: float | None = None
+) -> Acquisition | None:
     """The temporally closest acquisition at or before ``day`` within ``bound_days`` (Table 5 join)."""
     best = None
     for a in acqs:
@@ -151,7 +153,9 @@ def topp_permittivity(theta: np.ndarray) -> np.ndarray:
     return 3.03 + 9.3 * theta + 146.0 * theta**2 - 76.7 * theta**3
 
 
-def bare_soil_backscatter(theta: np.ndarray, incidence_deg: np.ndarray, roughness_cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bare_soil_backscatter(
+    theta: np.ndarray, incidence_deg: np.ndarray, roughness_cm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Bare-soil sigma0 VV and VH (linear) from moisture (m3/m3), incidence (deg), rms height (cm)."""
     inc = np.radians(incidence_deg)
     eps = topp_permittivity(theta)
@@ -195,7 +199,9 @@ def s1_image(world: World, st: StaticFields, xs: np.ndarray, ys: np.ndarray, acq
     soil_vv, soil_vh = bare_soil_backscatter(theta, angle, st.roughness_cm)
     out = {"angle": np.array(angle)}
     for pol, soil in (("VV", soil_vv), ("VH", soil_vh)):
-        sigma = water_cloud(soil, vwc, angle, pol) * speckle(xs, ys, salt_of(world.config.seed, "speckle", pol, acq.index))
+        sigma = water_cloud(soil, vwc, angle, pol) * speckle(
+            xs, ys, salt_of(world.config.seed, "speckle", pol, acq.index)
+        )
         out[pol] = 10.0 * np.log10(np.maximum(sigma, 1e-6))
     return out
 
@@ -354,5 +360,7 @@ def soilgrids_product(world: World, st: StaticFields, xs: np.ndarray, ys: np.nda
         parts[name] = getattr(st, name) * err
     total = sum(parts.values())
     out = {name: 1000.0 * v / total for name, v in parts.items()}
-    out["bdod"] = st.bdod_cgcm3 + 3.0 * fbm(xs, ys, (6_000.0, 2_000.0), (1.0, 0.5), salt_of(seed, "soilgrids_error", "bdod"))
+    out["bdod"] = st.bdod_cgcm3 + 3.0 * fbm(
+        xs, ys, (6_000.0, 2_000.0), (1.0, 0.5), salt_of(seed, "soilgrids_error", "bdod")
+    )
     return out

@@ -48,20 +48,33 @@ def write_stack(
 ) -> Path:
     """Write physical ``arrays`` (NaN = nodata) as a compressed GeoTIFF.
 
-    Args:
-        path: output file.
-        arrays: one ``[rows, cols]`` array per band, in physical units (NaN for nodata).
-        bands: name, units and storage ``scale`` / ``offset`` per band; stored
-            integers are ``round((value - offset) / scale)``.
-        crs: CRS string (e.g. ``"EPSG:32614"``, ``"EPSG:4326"``, ``"ESRI:54052"``).
-        transform: affine geotransform of the grid (pixel corners).
-        dtype: storage dtype (``"int16"``, ``"uint16"``, ``"float32"``).
-        nodata: stored nodata value (checked against the dtype's range).
-        acquisition_time: ISO-8601 UTC time, or None for static sources.
-        product: the Earth Engine collection the file stands in for.
-        tags: extra dataset tags.
+    Parameters
+    ----------
+    path : str | Path
+        output file.
+    arrays : Sequence[np.ndarray]
+        one ``[rows, cols]`` array per band, in physical units (NaN for nodata).
+    bands : Sequence[BandSpec]
+        name, units and storage ``scale`` / ``offset`` per band; stored
+        integers are ``round((value - offset) / scale)``.
+    crs : str
+        CRS string (e.g. ``"EPSG:32614"``, ``"EPSG:4326"``, ``"ESRI:54052"``).
+    transform : Affine
+        affine geotransform of the grid (pixel corners).
+    dtype : str
+        storage dtype (``"int16"``, ``"uint16"``, ``"float32"``).
+    nodata : float
+        stored nodata value (checked against the dtype's range).
+    acquisition_time : str | None
+        ISO-8601 UTC time, or None for static sources.
+    product : str
+        the Earth Engine collection the file stands in for.
+    tags : Mapping[str, str] | None
+        extra dataset tags.
 
-    Returns:
+    Returns
+    -------
+    Path
         The path written.
     """
     path = Path(path)

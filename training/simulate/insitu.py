@@ -78,7 +78,9 @@ def place_sensors(world: World, count: int, margin_m: float = 6_000.0) -> list[S
         )
     order = rng.permutation(count)
     n_train, n_val = int(round(0.6 * count)), int(round(0.2 * count))
-    split_of = {int(i): ("train" if r < n_train else "val" if r < n_train + n_val else "test") for r, i in enumerate(order)}
+    split_of = {
+        int(i): ("train" if r < n_train else "val" if r < n_train + n_val else "test") for r, i in enumerate(order)
+    }
     return [Sensor(**{**s.__dict__, "split": split_of[k]}) for k, s in enumerate(sensors)]
 
 

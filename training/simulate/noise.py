@@ -46,12 +46,18 @@ def hash_uniform(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
 def axis_weights(coords_m: np.ndarray, spacing_m: float, smooth: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Interpolation weights from lattice nodes to 1-D coordinates.
 
-    Args:
-        coords_m: coordinates along one axis (m).
-        spacing_m: lattice spacing (m); node k sits at ``k * spacing_m``.
-        smooth: smoothstep weights (value noise) instead of linear ones.
+    Parameters
+    ----------
+    coords_m : np.ndarray
+        coordinates along one axis (m).
+    spacing_m : float
+        lattice spacing (m); node k sits at ``k * spacing_m``.
+    smooth : bool
+        smoothstep weights (value noise) instead of linear ones.
 
-    Returns:
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
         ``(nodes, W)``: the integer node indices used and the ``(len(coords), len(nodes))``
         weight matrix (two non-zeros per row, summing to 1).
     """

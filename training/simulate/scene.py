@@ -93,7 +93,7 @@ def _rain_mm(world: World, first_day: int, last_day: int) -> float:
 
 def choose_scene(world: World, centre: tuple[float, float] = DEFAULT_CENTRE, min_day: int = DEFAULT_MIN_DAY,
                  kind: str = "after_rain") -> SceneChoice:
-    """First Sentinel-1 image after ``min_day`` of the given ``kind`` (``SCENE_KINDS``) with a cloud-free joined Sentinel-2.
+    """First Sentinel-1 image after ``min_day`` of ``kind`` (``SCENE_KINDS``) with a cloud-free joined Sentinel-2.
 
     ``after_rain``: >= 8 mm of domain-mean rain in the 5 days up to the image. ``dry_fresh_smap``: < 2 mm
     in the 7 days up to the image and a SMAP retrieval less than 1 day old. ``ordinary``: 2-8 mm in the
@@ -133,7 +133,8 @@ def choose_scene(world: World, centre: tuple[float, float] = DEFAULT_CENTRE, min
 
 def _bands(source: str, scale: float = 1.0, extra: dict[str, dict[str, str]] | None = None) -> list[BandSpec]:
     return [
-        BandSpec(b.name, b.units, scale=scale, tags=(extra or {}).get(b.name, {})) for b in sources.SOURCES[source].bands
+        BandSpec(b.name, b.units, scale=scale, tags=(extra or {}).get(b.name, {}))
+        for b in sources.SOURCES[source].bands
     ]
 
 
@@ -162,8 +163,12 @@ def _warp_from_map(
     cx, cy = zip(*(dst_transform @ (c, r) for c, r in zip(corners_x, corners_y)))
     tr = Transformer.from_crs(dst_crs, world.config.crs, always_xy=True)
     t = np.linspace(0.0, 1.0, 17)
-    ex = np.concatenate([cx[0] + (cx[1] - cx[0]) * t, cx[2] + (cx[3] - cx[2]) * t, np.full_like(t, cx[0]), np.full_like(t, cx[1])])
-    ey = np.concatenate([np.full_like(t, cy[0]), np.full_like(t, cy[2]), cy[0] + (cy[2] - cy[0]) * t, cy[1] + (cy[3] - cy[1]) * t])
+    ex = np.concatenate(
+        [cx[0] + (cx[1] - cx[0]) * t, cx[2] + (cx[3] - cx[2]) * t, np.full_like(t, cx[0]), np.full_like(t, cx[1])]
+    )
+    ey = np.concatenate(
+        [np.full_like(t, cy[0]), np.full_like(t, cy[2]), cy[0] + (cy[2] - cy[0]) * t, cy[1] + (cy[3] - cy[1]) * t]
+    )
     mx, my = tr.transform(ex, ey)
     margin = 4 * src_pixel_m
     x0 = np.floor((mx.min() - margin) / src_pixel_m) * src_pixel_m
@@ -190,7 +195,9 @@ def _warp_from_map(
     return out
 
 
-def _cell_grid(bounds: tuple[float, float, float, float], cell_deg: float, margin_cells: int) -> tuple[int, int, int, int]:
+def _cell_grid(
+    bounds: tuple[float, float, float, float], cell_deg: float, margin_cells: int
+) -> tuple[int, int, int, int]:
     """Column/row index ranges (i0, i1, j0, j1, inclusive) of lon/lat cells covering ``bounds``."""
     i0 = int(np.floor(bounds[0] / cell_deg)) - margin_cells
     i1 = int(np.floor(bounds[2] / cell_deg)) + margin_cells
@@ -199,8 +206,13 @@ def _cell_grid(bounds: tuple[float, float, float, float], cell_deg: float, margi
     return i0, i1, j0, j1
 
 
-def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: SceneChoice | None = None,
-                       kind: str = "after_rain", with_truth_10m: bool = True) -> dict[str, Any]:
+def build_sample_scene(
+    out_dir: str | Path,
+    world: World | None = None,
+    choice: SceneChoice | None = None,
+    kind: str = "after_rain",
+    with_truth_10m: bool = True,
+) -> dict[str, Any]:
     """Write one date of the sample scene into ``out_dir`` and return its manifest (also manifest.json).
 
     ``kind`` names the date (``SCENE_KINDS``) when ``choice`` is not given; ``with_truth_10m``
@@ -217,7 +229,9 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     st = world.static(xs, ys)
     files: dict[str, dict[str, Any]] = {}
 
-    def record(key: str, path: Path, acq_time: str | None, product: str, crs_: str, res: str, bands: list[BandSpec]) -> None:
+    def record(
+        key: str, path: Path, acq_time: str | None, product: str, crs_: str, res: str, bands: list[BandSpec]
+    ) -> None:
         files[key] = {
             "path": path.name,
             "product": product,
@@ -233,8 +247,15 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     bands = _bands("sentinel1", scale=0.01)
     t_s1 = iso(world, choice.s1.day)
     path = write_stack(
-        out / "sentinel1.tif", [s1[b.name] for b in bands], bands, crs=crs, transform=utm10, dtype="int16",
-        nodata=-32768, acquisition_time=t_s1, product=sources.SOURCES["sentinel1"].ee_collection,
+        out / "sentinel1.tif",
+        [s1[b.name] for b in bands],
+        bands,
+        crs=crs,
+        transform=utm10,
+        dtype="int16",
+        nodata=-32768,
+        acquisition_time=t_s1,
+        product=sources.SOURCES["sentinel1"].ee_collection,
         tags={"ORBIT_PASS": choice.s1.orbit.orbit_pass, "INSTRUMENT_MODE": "IW", "LOOKS": str(fw.S1_LOOKS)},
     )
     record("sentinel1", path, t_s1, sources.SOURCES["sentinel1"].ee_collection, crs, "10 m", bands)
@@ -244,8 +265,15 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     bands = _bands("sentinel2", extra={b: {"NATIVE_RESOLUTION_M": "20"} for b in fw.S2_20M_BANDS})
     t_s2 = iso(world, choice.s2.day)
     path = write_stack(
-        out / "sentinel2.tif", [s2[b.name] for b in bands], bands, crs=crs, transform=utm10, dtype="uint16",
-        nodata=0, acquisition_time=t_s2, product=sources.SOURCES["sentinel2"].ee_collection,
+        out / "sentinel2.tif",
+        [s2[b.name] for b in bands],
+        bands,
+        crs=crs,
+        transform=utm10,
+        dtype="uint16",
+        nodata=0,
+        acquisition_time=t_s2,
+        product=sources.SOURCES["sentinel2"].ee_collection,
         tags={"CLOUDY_PIXEL_PERCENTAGE": f"{choice.s2.cloud_percent:.2f}"},
     )
     record("sentinel2", path, t_s2, sources.SOURCES["sentinel2"].ee_collection, crs, "10 m (B11, B12: 20 m)", bands)
@@ -257,11 +285,20 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     r0 = int(np.ceil(lat1 / DEM_DEG)) + 2
     dem_shape = (r0 - int(np.floor(lat0 / DEM_DEG)) + 2, int(np.ceil(lon1 / DEM_DEG)) + 2 - c0)
     dem_tr = Affine(DEM_DEG, 0.0, c0 * DEM_DEG, 0.0, -DEM_DEG, r0 * DEM_DEG)
-    (dem,) = _warp_from_map(world, lambda gx, gy: [world.static(gx, gy).elevation_m], "EPSG:4326", dem_tr, dem_shape, PIXEL_M)
+    (dem,) = _warp_from_map(
+        world, lambda gx, gy: [world.static(gx, gy).elevation_m], "EPSG:4326", dem_tr, dem_shape, PIXEL_M
+    )
     bands = _bands("dem")
     path = write_stack(
-        out / "dem.tif", [dem], bands, crs="EPSG:4326", transform=dem_tr, dtype="int16", nodata=-32768,
-        acquisition_time=None, product=sources.SOURCES["dem"].ee_collection,
+        out / "dem.tif",
+        [dem],
+        bands,
+        crs="EPSG:4326",
+        transform=dem_tr,
+        dtype="int16",
+        nodata=-32768,
+        acquisition_time=None,
+        product=sources.SOURCES["dem"].ee_collection,
     )
     record("dem", path, None, sources.SOURCES["dem"].ee_collection, "EPSG:4326", "1 arc-second", bands)
 
@@ -270,8 +307,10 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     hx, hy = to_igh.transform([lon0, lon1, lon0, lon1], [lat0, lat0, lat1, lat1])
     hx0 = (np.floor(min(hx) / SOILGRIDS_M) - 1) * SOILGRIDS_M
     hy1 = (np.ceil(max(hy) / SOILGRIDS_M) + 1) * SOILGRIDS_M
-    sg_shape = (int(round((hy1 - (np.floor(min(hy) / SOILGRIDS_M) - 1) * SOILGRIDS_M) / SOILGRIDS_M)),
-                int(round(((np.ceil(max(hx) / SOILGRIDS_M) + 1) * SOILGRIDS_M - hx0) / SOILGRIDS_M)))
+    sg_shape = (
+        int(round((hy1 - (np.floor(min(hy) / SOILGRIDS_M) - 1) * SOILGRIDS_M) / SOILGRIDS_M)),
+        int(round(((np.ceil(max(hx) / SOILGRIDS_M) + 1) * SOILGRIDS_M - hx0) / SOILGRIDS_M)),
+    )
     sg_tr = Affine(SOILGRIDS_M, 0.0, hx0, 0.0, -SOILGRIDS_M, hy1)
 
     def soil_fields(gx: np.ndarray, gy: np.ndarray) -> list[np.ndarray]:
@@ -282,8 +321,15 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     bands = _bands("soilgrids", extra={b.name: {"EE_BAND": b.ee_name} for b in sources.SOURCES["soilgrids"].bands})
     sg_product = "projects/soilgrids-isric/{sand,silt,clay,bdod}_mean (0-5cm_mean)"
     path = write_stack(
-        out / "soilgrids.tif", soil, bands, crs=SOILGRIDS_CRS, transform=sg_tr, dtype="int16", nodata=-32768,
-        acquisition_time=None, product=sg_product,
+        out / "soilgrids.tif",
+        soil,
+        bands,
+        crs=SOILGRIDS_CRS,
+        transform=sg_tr,
+        dtype="int16",
+        nodata=-32768,
+        acquisition_time=None,
+        product=sg_product,
     )
     record("soilgrids", path, None, sg_product, SOILGRIDS_CRS, "250 m", bands)
 
@@ -300,8 +346,15 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
         t_acq = iso(world, acq.day)
         product = sources.SOURCES[key].ee_collection
         path = write_stack(
-            out / f"{key}.tif", [grid], bands, crs="EPSG:4326", transform=tr, dtype="float32", nodata=-9999.0,
-            acquisition_time=t_acq, product=product,
+            out / f"{key}.tif",
+            [grid],
+            bands,
+            crs="EPSG:4326",
+            transform=tr,
+            dtype="float32",
+            nodata=-9999.0,
+            acquisition_time=t_acq,
+            product=product,
         )
         record(key, path, t_acq, product, "EPSG:4326", f"{cell_deg} deg", bands)
 
@@ -309,15 +362,33 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
     truth = world.soil_moisture(st, xs, ys, choice.s1.whole_day)
     if with_truth_10m:
         tb = [BandSpec("soil_moisture", "m3/m3", scale=1e-4)]
-        write_stack(out / "truth_sm_10m.tif", [truth], tb, crs=crs, transform=utm10, dtype="uint16", nodata=65535,
-                    acquisition_time=t_s1, product="simulated truth, 0-5 cm")
+        write_stack(
+            out / "truth_sm_10m.tif",
+            [truth],
+            tb,
+            crs=crs,
+            transform=utm10,
+            dtype="uint16",
+            nodata=65535,
+            acquisition_time=t_s1,
+            product="simulated truth, 0-5 cm",
+        )
     halo = int(HALO_M / PIXEL_M)
     cell = int(OUTPUT_CELL_M / PIXEL_M)
     inner = truth[halo : SCENE_PX - halo, halo : SCENE_PX - halo]
     truth320 = inner.reshape(OUTPUT_CELLS, cell, OUTPUT_CELLS, cell).mean(axis=(1, 3))
     out_tr = Affine(OUTPUT_CELL_M, 0.0, x0 + HALO_M, 0.0, -OUTPUT_CELL_M, y_top - HALO_M)
-    write_stack(out / "truth_sm_320m.tif", [truth320], [BandSpec("soil_moisture", "m3/m3")], crs=crs, transform=out_tr,
-                dtype="float32", nodata=-9999.0, acquisition_time=t_s1, product="simulated truth, 0-5 cm, 320 m block mean")
+    write_stack(
+        out / "truth_sm_320m.tif",
+        [truth320],
+        [BandSpec("soil_moisture", "m3/m3")],
+        crs=crs,
+        transform=out_tr,
+        dtype="float32",
+        nodata=-9999.0,
+        acquisition_time=t_s1,
+        product="simulated truth, 0-5 cm, 320 m block mean",
+    )
 
     manifest = {
         "what": "simulated sample scene - synthetic data from smqgis' simulator, not real observations",
@@ -330,13 +401,21 @@ def build_sample_scene(out_dir: str | Path, world: World | None = None, choice: 
             "transform": list(out_tr)[:6],
             "width": OUTPUT_CELLS,
             "height": OUTPUT_CELLS,
-            "extent": [x0 + HALO_M, y_top - HALO_M - OUTPUT_CELLS * OUTPUT_CELL_M, x0 + HALO_M + OUTPUT_CELLS * OUTPUT_CELL_M, y_top - HALO_M],
+            "extent": [
+                x0 + HALO_M,
+                y_top - HALO_M - OUTPUT_CELLS * OUTPUT_CELL_M,
+                x0 + HALO_M + OUTPUT_CELLS * OUTPUT_CELL_M,
+                y_top - HALO_M,
+            ],
             "pixel_size_m": OUTPUT_CELL_M,
         },
         "inputs": files,
         "truth": {
-            **({"truth_sm_10m": {"path": "truth_sm_10m.tif", "units": "m3/m3", "grid": "the Sentinel-1 10 m grid"}}
-               if with_truth_10m else {}),
+            **(
+                {"truth_sm_10m": {"path": "truth_sm_10m.tif", "units": "m3/m3", "grid": "the Sentinel-1 10 m grid"}}
+                if with_truth_10m
+                else {}
+            ),
             "truth_sm_320m": {"path": "truth_sm_320m.tif", "units": "m3/m3", "grid": "output_grid"},
         },
         "scene": {
@@ -374,10 +453,20 @@ def build_sample_dates(out_dir: str | Path, world: World | None = None) -> dict[
         date = world.config.time_of(choice.s1.day).strftime("%Y-%m-%d")
         folder = folder or out / DATES_DIR / date
         manifest = build_sample_scene(folder, world, choice, kind=kind, with_truth_10m=(k == 0))
-        listing.append({"date": date, "kind": kind, "what": SCENE_KINDS[kind],
-                        "folder": "." if k == 0 else f"{DATES_DIR}/{date}", "anchor_time": manifest["anchor_time"],
-                        "smap_age_hours": manifest["scene"]["smap_age_hours"]})
-    summary = {"what": "simulated sample scene on three dates (synthetic data, not real observations)",
-               "seed": world.config.seed, "dates": listing}
+        listing.append(
+            {
+                "date": date,
+                "kind": kind,
+                "what": SCENE_KINDS[kind],
+                "folder": "." if k == 0 else f"{DATES_DIR}/{date}",
+                "anchor_time": manifest["anchor_time"],
+                "smap_age_hours": manifest["scene"]["smap_age_hours"],
+            }
+        )
+    summary = {
+        "what": "simulated sample scene on three dates (synthetic data, not real observations)",
+        "seed": world.config.seed,
+        "dates": listing,
+    }
     (out / "dates.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

@@ -174,8 +174,16 @@ def _write_shard(args: tuple[dict[str, Any], list[dict[str, Any]], dict[str, int
                 values = renderer.render(sensor, join)
                 value, flag = reading(world, sensor, values["truth"], join.s1.index)
                 kept = flag in GOOD_FLAGS
-                rows.append({"sensor_id": sensor.sensor_id, "time": world.config.time_of(rday).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                             "sm_0_5": round(value, 4), "flag": flag, "kept": int(kept), "truth": round(values["truth"], 4)})
+                rows.append(
+                    {
+                        "sensor_id": sensor.sensor_id,
+                        "time": world.config.time_of(rday).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "sm_0_5": round(value, 4),
+                        "flag": flag,
+                        "kept": int(kept),
+                        "truth": round(values["truth"], 4),
+                    }
+                )
                 if kept:
                     time_ms = (world.config.time_of(rday).timestamp()) * 1000.0
                     yield encode_example(values, sensor, time_ms, value)
@@ -217,7 +225,9 @@ def write_dataset(
         writer = csv.writer(f)
         writer.writerow(["sensor_id", "split", "landcover", "lon", "lat", "x_m", "y_m"])
         for s in sensors:
-            writer.writerow([s.sensor_id, s.split, LANDCOVER[s.landcover], f"{s.lon:.6f}", f"{s.lat:.6f}", s.x_m, s.y_m])
+            writer.writerow(
+                [s.sensor_id, s.split, LANDCOVER[s.landcover], f"{s.lon:.6f}", f"{s.lat:.6f}", s.x_m, s.y_m]
+            )
     readings = sorted((r for res in results for r in res["readings"]), key=lambda r: (r["sensor_id"], r["time"]))
     with open(out / "readings.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(readings[0]))
@@ -226,8 +236,13 @@ def write_dataset(
     summary = {
         "seed": world.config.seed,
         "spec": asdict(spec),
-        "files": {split: sorted(Path(r["path"]).name for r in results if Path(r["path"]).name.startswith(split)) for split in SPLITS},
-        "points": {split: sum(r["count"] for r in results if Path(r["path"]).name.startswith(split)) for split in SPLITS},
+        "files": {
+            split: sorted(Path(r["path"]).name for r in results if Path(r["path"]).name.startswith(split))
+            for split in SPLITS
+        },
+        "points": {
+            split: sum(r["count"] for r in results if Path(r["path"]).name.startswith(split)) for split in SPLITS
+        },
         "sensors": {split: sum(s.split == split for s in sensors) for split in SPLITS},
         "free_points": len(free),
         "points_per_second": round(sum(r["count"] for r in results) / max(time.perf_counter() - start, 1e-9), 2),

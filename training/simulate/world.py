@@ -172,7 +172,8 @@ class World:
         self.precip_mm = precip
         self.pet_mm = pet
         self.api_mm = api
-        LOG.debug("weather grid %d x %d nodes at %.0f m, %d days, mean rain %.2f mm/d", n, n, sp, c.n_days, precip.mean())
+        LOG.debug("weather grid %d x %d nodes at %.0f m, %d days, mean rain %.2f mm/d", n, n, sp, c.n_days,
+                  precip.mean())
 
     def regional_precip_mm(self, day: int) -> float:
         """Domain-mean precipitation of a day (mm)."""
@@ -184,7 +185,9 @@ class World:
 
     def _smooth_elevation(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(regional, smooth) elevation in m: octaves >= 8 km, and >= 500 m."""
-        regional = 380.0 + 90.0 * fbm(xs, ys, (24_000.0, 12_000.0, 8_000.0), (1.0, 0.5, 0.3), self._salt("elev_regional"))
+        regional = 380.0 + 90.0 * fbm(
+            xs, ys, (24_000.0, 12_000.0, 8_000.0), (1.0, 0.5, 0.3), self._salt("elev_regional")
+        )
         hills = 25.0 * fbm(xs, ys, (2_000.0, 1_000.0, 500.0), (1.0, 0.5, 0.25), self._salt("elev_hills"))
         return regional, regional + hills
 
@@ -224,8 +227,11 @@ class World:
         a_clay = 0.22 * np.exp(0.8 * z_clay + 0.3 * wetness)  # alluvial clays in valleys
         total = a_sand + a_silt + a_clay
         sand, silt, clay = a_sand / total, a_silt / total, a_clay / total
-        bdod = 138.0 + 30.0 * (sand - 0.35) - 25.0 * (clay - 0.22) + 4.0 * fbm(
-            xs, ys, (3_000.0, 800.0), (1.0, 0.5), self._salt("bdod")
+        bdod = (
+            138.0
+            + 30.0 * (sand - 0.35)
+            - 25.0 * (clay - 0.22)
+            + 4.0 * fbm(xs, ys, (3_000.0, 800.0), (1.0, 0.5), self._salt("bdod"))
         )
 
         # land cover: riparian forest in wet valleys, parcels of crops and grass elsewhere
@@ -244,8 +250,10 @@ class World:
         tilled = np.isin(landcover, (1, 2))
         roughness = np.where(tilled, 0.6 + 2.0 * u4, np.where(landcover == 4, 1.8, 1.1 + 0.4 * u4))
         brightness = 1.0 + 0.8 * (sand - 0.35) + 0.06 * fbm(xs, ys, (400.0, 100.0), (1.0, 0.5), self._salt("bright"))
-        fine = 1.0 + 0.05 * value_noise(xs, ys, 80.0, self._salt("fine80")) + 0.04 * value_noise(
-            xs, ys, 20.0, self._salt("fine20")
+        fine = (
+            1.0
+            + 0.05 * value_noise(xs, ys, 80.0, self._salt("fine80"))
+            + 0.04 * value_noise(xs, ys, 20.0, self._salt("fine20"))
         )
         return StaticFields(
             elevation_m=elevation,

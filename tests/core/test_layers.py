@@ -1,4 +1,4 @@
-"""Unit tests of smqgis/core/io.py: band recognition and window coverage."""
+"""Unit tests of the reading and encoding steps: band recognition (layers.py) and window coverage (tile_inputs.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from smqgis.core import sources
-from smqgis.core.io import normalise_band_name, recognise_bands, window_fraction
+from smqgis.core.layers import normalise_band_name, recognise_bands
+from smqgis.core.tile_inputs import window_fraction
 
 
 @pytest.mark.parametrize("desc,band", [("B04", "B4"), ("b4", "B4"), ("B8", "B8"), ("B12", "B12"), ("B02", "B2")])

@@ -1,0 +1,315 @@
+"""The fusion kind (``fusion_320m``): paper 000's model, 320 m maps from three input roles.
+
+Its inputs are read from the model's metadata (``schema.py``): ``high_res`` windows of
+256 px at 10 m (Sentinel-1, Sentinel-2, DEM), ``low_res`` windows of 16 px at 160 m
+(SoilGrids) and ``coarse`` values at each window centre (SMAP, GLDAS). A run is planned
+on the grids of ``grid.py`` (output pixel = window centre, tiles with a half-window halo)
+and each tile is run in one of two modes of the same graph:
+
+- **exact** cuts the tile's high-res block into one 256 px window per output pixel and
+  evaluates them in batches - the paper's method, each window seen alone with zero padding
+  at its edges;
+- **fast** (the default) feeds the whole block, ``32 * (n + 7)`` px a side for ``n`` output
+  pixels, in one call, so the encoder runs once over shared context and the centre-weighted
+  pooling slides over its feature map.
+
+Results differ only where a window's edge sees real neighbours in fast mode and zero padding
+in exact mode. A window whose coverage is below 1 (it touches nodata in a required input)
+gives nodata in both modes. What is written: band 1 soil moisture (m3/m3, nodata -9999),
+band 2 the input coverage (0-1), provenance tags.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .. import schema
+from ..engine import NODATA, CancelFn, ProgressFn, run_tiles
+from ..errors import Cancelled, InputError, ModelError
+from ..grid import ModelGrid
+from ..model import OnnxModel
+from ..pipeline import LayerInput, PreparedRun, RunResult, prepare, provenance_tags
+
+log = logging.getLogger(__name__)
+
+KIND = "fusion_320m"
+#: The two ways of calling the graph (see above): fast (the default) and exact.
+MODES = schema.INFERENCE_MODES
+#: Windows per graph call in exact mode.
+DEFAULT_BATCH_SIZE = 8
+
+
+def validate_metadata(meta: dict[str, Any]) -> None:
+    """The fusion kind's checks beyond the generic schema; raises ``schema.SchemaError``."""
+    names = [spec["name"] for spec in meta["inputs"]]
+    for name in names:
+        if name not in schema.INPUT_NAMES:
+            raise schema.SchemaError(f"unknown input {name!r}; expected one of {schema.INPUT_NAMES}")
+    fc = meta.get("fully_convolutional")
+    if fc is not None:
+        if fc.get("input") not in names:
+            raise schema.SchemaError("fully_convolutional.input must name an input")
+        if int(fc["window_px"]) % int(fc["stride_px"]) != 0:
+            raise schema.SchemaError("window_px must be a multiple of stride_px")
+
+
+class FusionModel(OnnxModel):
+    """A fusion model ready to run (see :class:`~smqgis.core.model.OnnxModel` for the parameters)."""
+
+    def __init__(self, path: str, provider: str = "auto", threads: int | None = None) -> None:
+        super().__init__(path, provider=provider, threads=threads, model_kind=KIND)
+
+    def _check_graph(self) -> None:
+        """ModelError unless the graph's inputs are the metadata's, with as many channels as bands."""
+        super()._check_graph()
+        shapes = {i.name: i.shape for i in self.session.get_inputs()}
+        for spec in self.metadata["inputs"]:
+            shape = shapes[spec["name"]]
+            channels = shape[-1] if shape else None
+            if isinstance(channels, int) and channels != len(spec["bands"]):
+                raise ModelError(
+                    f"{self.path}: input {spec['name']!r} takes {channels} channels but its metadata lists "
+                    f"{len(spec['bands'])} bands",
+                    parameter="model",
+                )
+
+    def run(
+        self,
+        high_res: np.ndarray | None = None,
+        low_res: np.ndarray | None = None,
+        coarse: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Evaluate the graph on encoded inputs (float32, 0-255).
+
+        Parameters
+        ----------
+        high_res : ndarray, shape (N, H, W, C), optional
+            N windows of 256 px (exact mode) or one large tile (fast mode), H and W multiples of 32.
+        low_res : ndarray, shape (P, 16, 16, C_low), optional
+            One 160 m window per output pixel, row-major.
+        coarse : ndarray, shape (P, K), optional
+            The coarse values at each output pixel's window centre.
+
+        Returns
+        -------
+        ndarray, shape (P,)
+            Soil moisture (m3/m3, float32), one value per output pixel in row-major order.
+        """
+        given = {"high_res": high_res, "low_res": low_res, "coarse": coarse}
+        feeds = {}
+        for role in self.roles:
+            if given[role] is None:
+                raise ValueError(f"the model needs the {role!r} input")
+            feeds[role] = given[role]
+        return self.evaluate(feeds).reshape(-1)
+
+
+def open_model(path: str, provider: str = "auto", threads: int | None = None) -> FusionModel:
+    """Open a fusion model (ModelError for any other kind, a bad file or metadata)."""
+    return FusionModel(path, provider=provider, threads=threads)
+
+
+def _windows(block: np.ndarray, window_px: int, step_px: int, nrows: int, ncols: int) -> np.ndarray:
+    """View (nrows, ncols, window, window, C) of the windows of a role block."""
+    view = np.lib.stride_tricks.sliding_window_view(block, (window_px, window_px), axis=(0, 1))
+    return np.moveaxis(view[::step_px, ::step_px][:nrows, :ncols], 2, -1)
+
+
+def predict_tile(model: FusionModel, grid: ModelGrid, tile: Any, is_cancelled: CancelFn | None = None, *,
+                 mode: str, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, int]:
+    """Soil moisture of one tile (m3/m3, NODATA where a window lacks an input) and the graph calls made.
+
+    How the fusion kind runs a tile (an ``engine.TileRunner`` once ``model``, ``grid``, ``mode`` and
+    ``batch_size`` are bound). ``tile`` is a ``tile_inputs.TileInputs``; ``mode`` is "fast" or "exact"
+    (see the module docstring); ``is_cancelled`` is polled per exact-mode batch.
+    """
+    nr, nc = tile.nrows, tile.ncols
+    valid = tile.coverage >= 1.0 - 1e-6
+    sm = np.full((nr, nc), NODATA, dtype=np.float32)
+    if not valid.any():
+        return sm, 0
+    # per-pixel rows (low_res windows, coarse values) are small: views, copied per call
+    rows: dict[str, np.ndarray] = {}
+    for role, block in tile.arrays.items():
+        if role == "coarse":
+            rows[role] = block.reshape(nr * nc, -1)
+        elif role != "high_res":
+            g = grid.roles[role]
+            rows[role] = _windows(block, g.window_px, g.step_px, nr, nc).reshape(nr * nc, g.window_px, g.window_px,
+                                                                                  -1)
+    hr = tile.arrays.get("high_res")
+    calls = 0
+    if mode == "fast":
+        out = model.run(high_res=None if hr is None else hr[None], **rows).reshape(nr, nc)
+        calls = 1
+    else:
+        hr_windows = None if hr is None else _windows(hr, grid.roles["high_res"].window_px,
+                                                      grid.roles["high_res"].step_px, nr, nc)
+        out = np.full(nr * nc, np.nan, dtype=np.float32)
+        todo = np.flatnonzero(valid.reshape(-1))
+        for start in range(0, todo.size, batch_size):
+            if is_cancelled is not None and is_cancelled():
+                raise Cancelled("cancelled by the user; nothing was written")
+            idx = todo[start:start + batch_size]
+            feeds = {role: r[idx] for role, r in rows.items()}
+            if hr_windows is not None:  # one 256 px window per output pixel, copied per batch only
+                feeds["high_res"] = np.stack([hr_windows[k // nc, k % nc] for k in idx])
+            out[idx] = model.run(**feeds)
+            calls += 1
+        out = out.reshape(nr, nc)
+    keep = valid & np.isfinite(out)
+    sm[keep] = out[keep]
+    return sm, calls
+
+
+def _tile_px(run: PreparedRun, tile_px: int | None, memory_budget_mib: float | None) -> int:
+    """``tile_px``, or the automatic tile side of ``engine.auto_tile_px``."""
+    from ..engine import DEFAULT_MEMORY_BUDGET_MIB, auto_tile_px
+
+    if tile_px:
+        return int(tile_px)
+    return auto_tile_px(run.grid, run.model.provider, os.path.getsize(run.model.path),
+                        memory_budget_mib or DEFAULT_MEMORY_BUDGET_MIB)
+
+
+def _map(model: Any, inputs: dict[str, LayerInput], make_writer: Callable[[ModelGrid], Any], *,
+         extent: tuple | None, extent_crs: str | None, dst_crs: str | None, mode: str, provider: str,
+         tile_px: int | None, batch_size: int, progress: ProgressFn | None, is_cancelled: CancelFn | None,
+         memory_budget_mib: float | None) -> tuple[PreparedRun, Any, Any]:
+    """Prepare, run every tile into ``make_writer(grid)`` and commit it: (run, writer, engine stats)."""
+    from ..layers import gdal_env
+
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; choose 'fast' (fully-convolutional) or 'exact' (window per pixel)",
+                         parameter="mode")
+    run = prepare(model, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider,
+                  model_kind=KIND)
+    try:
+        tile = _tile_px(run, tile_px, memory_budget_mib)
+        writer = make_writer(run.grid)
+        try:
+            with gdal_env():
+                stats = run_tiles(partial(predict_tile, run.model, run.grid, mode=mode, batch_size=batch_size),
+                                  run.reader, run.grid, writer, tile_px=tile, label=f"{mode} mode",
+                                  progress=progress, is_cancelled=is_cancelled)
+            writer.commit(provenance_tags(run, MODE=mode, TILE_PX=str(tile)))
+        except BaseException:
+            writer.abort()
+            raise
+    finally:
+        run.close()
+    return run, writer, stats
+
+
+def estimate_sm_320m(
+    model: Any,
+    inputs: dict[str, LayerInput],
+    output_path: str,
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    extent_crs: str | None = None,
+    dst_crs: str | None = None,
+    mode: str = "fast",
+    provider: str = "auto",
+    tile_px: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn | None = None,
+    is_cancelled: CancelFn | None = None,
+    memory_budget_mib: float | None = None,
+) -> RunResult:
+    """Map soil moisture at 320 m from the given layers into a GeoTIFF.
+
+    Parameters
+    ----------
+    model : str or FusionModel
+        An smqgis fusion model (.onnx), or one already opened.
+    inputs : dict of str to LayerInput
+        By source key: sentinel1, sentinel2, dem, soilgrids, smap, gldas (those the model needs).
+    output_path : str
+        Target GeoTIFF; written to a temporary file beside it and renamed on success.
+    extent : tuple, optional
+        (xmin, ymin, xmax, ymax) in ``extent_crs``; default: where all inputs overlap, shrunk so
+        every window lies inside the inputs.
+    extent_crs : str, optional
+        CRS of ``extent``; default ``dst_crs``, or when that is also None the CRS of the model's first
+        input (Sentinel-1 for the fusion model).
+    dst_crs : str, optional
+        Projected metric output CRS; default: the UTM zone of the extent's centre.
+    mode : {"fast", "exact"}
+        Fully-convolutional tiles (default) or one model evaluation per output pixel.
+    provider : {"auto", "cpu", "cuda"}
+        onnxruntime execution provider; the one used is logged and tagged.
+    tile_px : int, optional
+        Tile side in output pixels; default: the largest even tiles that fit ``memory_budget_mib``.
+    batch_size : int
+        Windows per graph call in exact mode.
+    progress : callable, optional
+        ``progress(percent 0-100, message)``.
+    is_cancelled : callable, optional
+        Polled per tile / batch; returning True stops the run, raises Cancelled, writes nothing.
+    memory_budget_mib : float, optional
+        Peak memory the automatic tile size aims for (MiB; default
+        ``engine.DEFAULT_MEMORY_BUDGET_MIB``, 3 GiB). Memory does not grow with the area.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    InputError, ModelError, InferenceError, Cancelled
+        ``role`` / ``parameter`` say which input or argument is at fault.
+    """
+    from ..output import GeoTiffWriter, check_writable
+
+    check_writable(output_path)
+    run, writer, stats = _map(model, inputs, partial(GeoTiffWriter, output_path=output_path), extent=extent,
+                              extent_crs=extent_crs, dst_crs=dst_crs, mode=mode, provider=provider, tile_px=tile_px,
+                              batch_size=batch_size, progress=progress, is_cancelled=is_cancelled,
+                              memory_budget_mib=memory_budget_mib)
+    summary = stats.summary()
+    log.info("wrote %s: %d x %d px, mean %.4f m3/m3, valid %.1f %%", writer.output_path, run.grid.width,
+             run.grid.height, summary["mean"], 100 * summary["valid_fraction"])
+    return RunResult(
+        output_path=writer.output_path,
+        crs=run.grid.crs,
+        transform=tuple(run.grid.transform)[:6],
+        width=run.grid.width,
+        height=run.grid.height,
+        nodata=NODATA,
+        stats=summary,
+        provider=run.model.provider,
+        mode=mode,
+        label=run.model.label,
+        seconds=dict(stats.seconds),
+        warnings=list(run.warnings),
+        notes=list(run.notes),
+    )
+
+
+def estimate_sm_arrays(
+    model: Any,
+    inputs: dict[str, LayerInput],
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    extent_crs: str | None = None,
+    dst_crs: str | None = None,
+    mode: str = "fast",
+    provider: str = "auto",
+    tile_px: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    memory_budget_mib: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, ModelGrid]:
+    """As :func:`estimate_sm_320m`, in memory: (soil moisture m3/m3 with -9999, coverage 0-1, ModelGrid)."""
+    from ..output import ArrayWriter
+
+    run, writer, _ = _map(model, inputs, ArrayWriter, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs,
+                          mode=mode, provider=provider, tile_px=tile_px, batch_size=batch_size, progress=None,
+                          is_cancelled=None, memory_budget_mib=memory_budget_mib)
+    return writer.soil_moisture, writer.coverage, run.grid
