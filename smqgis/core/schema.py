@@ -53,7 +53,7 @@ SCHEMA_NAME = "smqgis-model"
 SCHEMA_VERSION = 1
 METADATA_KEY = "smqgis"
 
-MODEL_KINDS = ("fusion_320m", "smen_3km")
+MODEL_KINDS = ("fusion_320m", "smen_3km", "published_tf1_fusion")
 INPUT_NAMES = ("high_res", "low_res", "coarse")
 OUTPUT_NAME = "soil_moisture"
 #: The two ways of calling the graph (see above): fast (fully-convolutional, the default) and exact.
