@@ -61,7 +61,7 @@ TIMED_CALLS = 3
 MAX_UNZIPPED_BYTES = 4 * 2**30
 
 
-class ImportError_(RuntimeError):  # noqa: N801 - not the builtin ImportError
+class PublishedModelError(RuntimeError):
     """The given path is not a usable published model (message says what to do)."""
 
 
@@ -98,10 +98,11 @@ def _safe_extract(archive: Path, target: Path) -> None:
         for info in zf.infolist():
             name = info.filename
             if name.startswith(("/", "\\")) or ".." in Path(name).parts:
-                raise ImportError_(f"{archive} contains an unsafe path {name!r}; unpack it yourself and give the folder")
+                raise PublishedModelError(f"{archive} contains an unsafe path {name!r}; unpack it yourself and "
+                                          "give the folder")
             total += info.file_size
         if total > MAX_UNZIPPED_BYTES:
-            raise ImportError_(f"{archive} unpacks to {total / 2**30:.1f} GiB, more than a published model; "
+            raise PublishedModelError(f"{archive} unpacks to {total / 2**30:.1f} GiB, more than a published model; "
                                "check that it is the soil_moisture_model.zip of the release")
         zf.extractall(target)
 
@@ -109,25 +110,28 @@ def _safe_extract(archive: Path, target: Path) -> None:
 def locate_saved_model(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
     """The folder holding ``saved_model.pb`` for a zip, a folder, or the ``saved_model.pb`` itself.
 
-    A zip is unpacked into ``workdir``. Raises :class:`ImportError_` naming what was expected.
+    A zip is unpacked into ``workdir``. Raises :class:`PublishedModelError` naming what was expected.
     """
     p = Path(path)
     if not p.exists():
-        raise ImportError_(f"{p} does not exist; give the downloaded soil_moisture_model.zip or its unpacked folder")
+        raise PublishedModelError(f"{p} does not exist; give the downloaded soil_moisture_model.zip or its "
+                                  "unpacked folder")
     if p.is_file() and p.name == "saved_model.pb":
         return p.parent
     if p.is_file():
         if not zipfile.is_zipfile(p):
-            raise ImportError_(f"{p} is neither a zip nor a folder; give soil_moisture_model.zip or its unpacked folder")
+            raise PublishedModelError(f"{p} is neither a zip nor a folder; give soil_moisture_model.zip or its "
+                                      "unpacked folder")
         root = Path(workdir) / "unzipped"
         _safe_extract(p, root)
         p = root
     found = sorted(d.parent for d in p.rglob("saved_model.pb"))
     if not found:
-        raise ImportError_(f"no saved_model.pb in {path}; give the published model's zip or the folder that "
+        raise PublishedModelError(f"no saved_model.pb in {path}; give the published model's zip or the folder that "
                            "contains saved_model.pb and variables/")
     if len(found) > 1:
-        raise ImportError_(f"{path} holds several SavedModels {[str(f) for f in found]}; give one of these folders")
+        raise PublishedModelError(f"{path} holds several SavedModels {[str(f) for f in found]}; "
+                                  "give one of these folders")
     return found[0]
 
 
@@ -159,7 +163,7 @@ def load_saved_model(directory: Path) -> LoadedModel:
         meta_graph = v1.saved_model.loader.load(session, [kind.SAVED_MODEL_TAG], str(directory))
     except Exception as exc:  # TF raises RuntimeError / NotFoundError / DecodeError for a bad SavedModel
         session.close()
-        raise ImportError_(f"cannot load {directory} as a TF-1 SavedModel with tag "
+        raise PublishedModelError(f"cannot load {directory} as a TF-1 SavedModel with tag "
                            f"{kind.SAVED_MODEL_TAG!r} ({type(exc).__name__}: {str(exc)[:300]})") from None
     signatures = dict(meta_graph.signature_def)
     feeds: dict[str, str] = {}
@@ -185,11 +189,11 @@ def load_saved_model(directory: Path) -> LoadedModel:
             tensor = graph.get_tensor_by_name(name)
             shapes[role] = tensor.shape.as_list()
             if tensor.dtype != tf.float32:
-                raise ImportError_(f"feed {name} is {tensor.dtype.name}, the release feeds float32")
+                raise PublishedModelError(f"feed {name} is {tensor.dtype.name}, the release feeds float32")
         graph.get_tensor_by_name(fetch)
     except (KeyError, ValueError) as exc:
         session.close()
-        raise ImportError_(f"{directory} has no signature_def for the three inputs and lacks a released tensor "
+        raise PublishedModelError(f"{directory} has no signature_def for the three inputs and lacks a released tensor "
                            f"({exc}); is it the soil_moisture_retrieval model?") from None
     expected = {"high_res": [kind.WINDOW_PX, kind.WINDOW_PX, len(kind.HIGH_RES_BANDS)],
                 "low_res": [kind.WINDOW_PX, kind.WINDOW_PX, len(kind.LOW_RES_BANDS)],
@@ -197,7 +201,7 @@ def load_saved_model(directory: Path) -> LoadedModel:
     for role, shape in shapes.items():
         if shape[1:] != expected[role]:
             session.close()
-            raise ImportError_(f"feed {feeds[role]} has shape {shape}; the published model takes "
+            raise PublishedModelError(f"feed {feeds[role]} has shape {shape}; the published model takes "
                                f"[1, {', '.join(map(str, expected[role]))}]")
     log.info("loaded %s: feeds %s, fetch %s, signature %s", directory, feeds, fetch, used or "none (released names)")
     return LoadedModel(directory, session, graph, feeds, fetch, used, shapes)
@@ -418,7 +422,7 @@ def import_published(
 
     Raises
     ------
-    ImportError_
+    PublishedModelError
         The path is not a usable published model.
     ParityError
         onnxruntime and the TF-1 session disagree by more than ``tolerance``; nothing is written.
@@ -428,7 +432,7 @@ def import_published(
 
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".onnx":
-        raise ImportError_(f"the output {out_path} must end in .onnx")
+        raise PublishedModelError(f"the output {out_path} must end in .onnx")
     with tempfile.TemporaryDirectory(prefix="smqgis-import-") as work:
         directory = locate_saved_model(path, work)
         digest = _sha256(directory / "saved_model.pb")
@@ -520,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = import_published(args.path, args.out, opset=args.opset, tolerance=args.tolerance, seed=args.seed,
                                   trained_on=args.trained_on)
-    except (ImportError_, ParityError) as exc:
+    except (PublishedModelError, ParityError) as exc:
         log.error("%s", exc)
         return 2
     if args.json:

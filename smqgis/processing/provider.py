@@ -13,8 +13,8 @@ from qgis.PyQt.QtGui import QIcon
 
 from .estimate_sm_320m import EstimateSm320mAlgorithm
 from .estimate_sm_published import EstimateSmPublishedAlgorithm
-from .import_published_model import ImportPublishedModelAlgorithm
 from .ids import PROVIDER_ID
+from .import_published_model import ImportPublishedModelAlgorithm
 
 #: The plugin folder (the repository root): smqgis/processing/provider.py -> ../../
 PLUGIN_DIR = Path(__file__).resolve().parents[2]

@@ -158,7 +158,8 @@ def reference(saved_model_dir: str | os.PathLike, high_res: np.ndarray, low_res:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.data.make_published_fixture", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.data.make_published_fixture",
+                                     description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the stand-in SavedModel")
     b.add_argument("out_dir")

@@ -44,6 +44,7 @@ def _train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]
 def published(qgis_processing: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The stand-in zipped, imported and registered through the Processing algorithm, then mapped."""
     import processing
+
     from smqgis.processing.provider import SmqgisProvider
 
     if not TRAIN_PYTHON.is_file():

@@ -59,7 +59,8 @@ def test_parity_on_fresh_windows(imported):
     assert np.ptp(expected) > 1e-3, "stand-in outputs must differ between windows"
     session = ort.InferenceSession(str(imported["out"]), providers=["CPUExecutionProvider"])
     got = np.array([
-        session.run(None, {"ImageTensor:0": windows["high_res"][i:i + 1], "LowResImageTensor:0": windows["low_res"][i:i + 1],
+        session.run(None, {"ImageTensor:0": windows["high_res"][i:i + 1],
+                           "LowResImageTensor:0": windows["low_res"][i:i + 1],
                            "AuxTensor:0": windows["coarse"][i:i + 1]})[0].reshape(-1)[0]
         for i in range(4)
     ])
@@ -127,21 +128,22 @@ def test_parity_failure_writes_nothing(tmp_path):
 
 
 def test_bad_paths_say_what_to_give(tmp_path):
-    with pytest.raises(imp.ImportError_, match="does not exist"):
+    with pytest.raises(imp.PublishedModelError, match="does not exist"):
         imp.locate_saved_model(tmp_path / "missing.zip", tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(imp.ImportError_, match="no saved_model.pb"):
+    with pytest.raises(imp.PublishedModelError, match="no saved_model.pb"):
         imp.locate_saved_model(tmp_path / "empty", tmp_path)
     text = tmp_path / "model.txt"
     text.write_text("not a zip")
-    with pytest.raises(imp.ImportError_, match="neither a zip nor a folder"):
+    with pytest.raises(imp.PublishedModelError, match="neither a zip nor a folder"):
         imp.locate_saved_model(text, tmp_path)
 
 
 def test_cli_writes_model_and_json(tmp_path):
     folder = fixture.build(tmp_path / "m", signature=True, seed=2)
     out, js = tmp_path / "p.onnx", tmp_path / "p.json"
-    assert imp.main([str(folder / "saved_model.pb"), "--out", str(out), "--trained-on", "random", "--json", str(js)]) == 0
+    argv = [str(folder / "saved_model.pb"), "--out", str(out), "--trained-on", "random", "--json", str(js)]
+    assert imp.main(argv) == 0
     report = json.loads(js.read_text())
     assert report["metadata"]["published"]["signature_def"] == "serving_default"
     assert max(report["parity"].values()) <= 1e-4 and out.is_file()

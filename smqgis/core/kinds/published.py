@@ -165,7 +165,8 @@ def validate_metadata(meta: dict[str, Any]) -> None:
     """Checks of this kind beyond the generic schema; raises ``schema.SchemaError``."""
     _require(meta.get("model_kind") == KIND, f"not a {KIND} model (model_kind {meta.get('model_kind')!r})")
     names = [spec.get("name") for spec in meta["inputs"]]
-    _require(names == ["high_res", "low_res", "coarse"], f"{KIND}: inputs must be high_res, low_res, coarse; got {names}")
+    _require(names == ["high_res", "low_res", "coarse"],
+             f"{KIND}: inputs must be high_res, low_res, coarse; got {names}")
     expected = {"high_res": HIGH_RES_BANDS, "low_res": LOW_RES_BANDS, "coarse": AUX_BANDS}
     for spec in meta["inputs"]:
         role = spec["name"]
