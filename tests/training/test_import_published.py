@@ -147,3 +147,27 @@ def test_cli_writes_model_and_json(tmp_path):
     report = json.loads(js.read_text())
     assert report["metadata"]["published"]["signature_def"] == "serving_default"
     assert max(report["parity"].values()) <= 1e-4 and out.is_file()
+
+
+def test_validate_metadata_refuses_a_changed_contract(imported):
+    """The kind's checks catch a reordered band list, a wrong window, a wrong aux scale and a mislabelled stand-in."""
+    import copy
+
+    meta = imported["result"]["metadata"]
+    bad = copy.deepcopy(meta)
+    bands = bad["inputs"][0]["bands"]
+    bands[0], bands[1] = bands[1], bands[0]
+    with pytest.raises(schema.SchemaError, match="in this order"):
+        kind.validate_metadata(bad)
+    bad = copy.deepcopy(meta)
+    bad["inputs"][1]["window_px"] = 16
+    with pytest.raises(schema.SchemaError, match="512 px"):
+        kind.validate_metadata(bad)
+    bad = copy.deepcopy(meta)
+    bad["inputs"][2]["value_scale"] = 1.0
+    with pytest.raises(schema.SchemaError, match="1/255"):
+        kind.validate_metadata(bad)
+    bad = copy.deepcopy(meta)
+    bad["label"] = "Published fusion model"
+    with pytest.raises(schema.SchemaError, match="TEST"):
+        kind.validate_metadata(bad)
