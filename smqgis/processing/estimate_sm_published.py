@@ -25,7 +25,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from .compat import FILE_BEHAVIOR_FILE
+from .compat import FILE_BEHAVIOR_FILE, FLAG_ADVANCED
 from .estimate_sm_320m import EstimateSm320mAlgorithm, with_parameter_hint
 from .ids import EXECUTION_PROVIDERS
 from .import_published_model import registered_published_models
@@ -38,6 +38,7 @@ class EstimateSmPublishedAlgorithm(EstimateSm320mAlgorithm):
     """Soil moisture (m3/m3) at 320 m with the authors' published model, one window per output pixel."""
 
     ESTIMATE_ONLY = "ESTIMATE_ONLY"
+    FULL_WINDOW = "FULL_WINDOW"
     SECONDS_PER_PIXEL = "SECONDS_PER_PIXEL"
     EXPECTED_SECONDS = "EXPECTED_SECONDS"
 
@@ -68,8 +69,10 @@ class EstimateSmPublishedAlgorithm(EstimateSm320mAlgorithm):
             "<p>Inputs, band orders, SMAP product, extent and output CRS as in <i>Soil moisture 320 m from "
             "layers</i>. The model reads a 512 px (5.12 km) window at 10 m around each output pixel: Sentinel-1 "
             "VV, VH, angle, Sentinel-2 B4, B3, B2, B8, B11, B12, DEM, and SoilGrids sand, silt, clay, bdod "
-            "resampled to 10 m, plus SMAP and GLDAS at the window centre. The default extent is therefore 2.4 km "
-            "inside the inputs' overlap.</p>"
+            "resampled to 10 m, plus SMAP and GLDAS at the window centre. The released graph keeps only the "
+            "centre 256 px (2.56 km); when the import measured that, only the centre is read and the rest is fed "
+            "as zeros (identical outputs), so the default extent is 1.12 km inside the inputs' overlap. "
+            "<b>Read the full 512 px windows</b> (advanced) reads everything (2.4 km inset).</p>"
             "<p><b>Time</b>: one model evaluation per output pixel (no fast mode: the published graph crops a "
             "fixed 256 px centre and pools globally). The time per pixel is measured on this machine before the "
             "run and the expected duration is reported; <b>Only estimate the time</b> stops there.</p>"
@@ -96,6 +99,11 @@ class EstimateSmPublishedAlgorithm(EstimateSm320mAlgorithm):
                 )
             self.addParameter(p)
             if p.name() == self.TILE_PX:
+                full = QgsProcessingParameterBoolean(
+                    self.FULL_WINDOW, self.tr("Read the full 512 px windows (default: only the 256 px centre the "
+                                              "graph uses, when the import measured that)"), defaultValue=False)
+                full.setFlags(full.flags() | FLAG_ADVANCED)
+                self.addParameter(full)
                 self.addParameter(QgsProcessingParameterBoolean(
                     self.ESTIMATE_ONLY, self.tr("Only estimate the time (measure, report, write nothing)"),
                     defaultValue=False))
@@ -130,6 +138,7 @@ class EstimateSmPublishedAlgorithm(EstimateSm320mAlgorithm):
         if parameters.get(self.TILE_PX) not in (None, ""):
             tile_px = self.parameterAsInt(parameters, self.TILE_PX, context)
         estimate_only = self.parameterAsBool(parameters, self.ESTIMATE_ONLY, context)
+        centre_only = False if self.parameterAsBool(parameters, self.FULL_WINDOW, context) else None
         out_path = self._output_path(parameters, context)
         dst_crs = self._output_crs(parameters, context)
         extent, extent_crs = self._extent(parameters, context)
@@ -161,7 +170,8 @@ class EstimateSmPublishedAlgorithm(EstimateSm320mAlgorithm):
         try:
             result = published.estimate_sm_published(
                 model, inputs, out_path, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider,
-                tile_px=tile_px, progress=progress, is_cancelled=feedback.isCanceled, on_estimate=on_estimate)
+                tile_px=tile_px, progress=progress, is_cancelled=feedback.isCanceled, on_estimate=on_estimate,
+                centre_only=centre_only)
         except Cancelled:
             raise QgsProcessingException("Cancelled by the user; no output was written.") from None
         except SmqgisError as exc:

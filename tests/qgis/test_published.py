@@ -27,8 +27,6 @@ from sm_qgis_helpers import DEMO_MODEL, REPO, SAMPLE_DIR, SOURCE_PARAMS, LogFeed
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 IMPORT_ID = "smqgis:import_published_model"
 MAP_ID = "smqgis:estimate_sm_published"
-#: Output pixels whose windows are compared with the TF-1 session: corners, centre, an edge (the sample maps 8 x 8).
-PICK = [(0, 0), (0, 7), (3, 4), (7, 0), (7, 7), (5, 2)]
 _PROVIDERS: list[Any] = []
 
 
@@ -94,56 +92,96 @@ def test_import_registers_verified_model(published: dict[str, Any]) -> None:
     assert "TEST stand-in" in infos  # labelled as what it is
 
 
+def _windows(tile: Any, pick: list[tuple[int, int]], window_px: int) -> dict[str, np.ndarray]:
+    """The encoded windows of output pixels ``pick`` (row, col of the tile) as the reader delivered them."""
+    step = 32  # 10 m pixels per 320 m output pixel
+    return {
+        "high_res": np.stack([tile.arrays["high_res"][step * r:step * r + window_px, step * c:step * c + window_px]
+                              for r, c in pick]),
+        "low_res": np.stack([tile.arrays["low_res"][step * r:step * r + window_px, step * c:step * c + window_px]
+                             for r, c in pick]),
+        "coarse": np.stack([tile.arrays["coarse"][r, c] for r, c in pick]),
+    }
+
+
 def test_map_equals_tf1_session_on_same_windows(published: dict[str, Any]) -> None:
-    """Map values at PICK == TF-1 session outputs on those pixels' encoded windows (<= 1e-4 m3/m3)."""
+    """Map values == TF-1 session outputs on those pixels' encoded windows (<= 1e-4 m3/m3).
+
+    By default only the 256 px centre the graph uses is read (the importer measured that the
+    graph ignores the rest) and fed inside a zero 512 px window; for interior pixels the full
+    512 px windows of the sample must give the TF-1 session the same value.
+    """
     from smqgis.core import encoding
-    from smqgis.core.kinds.published import open_model
+    from smqgis.core.kinds.published import _centred_window, centre_reading_view, open_model
     from smqgis.core.pipeline import LayerInput, prepare
 
     out = Path(published["mapped"]["OUTPUT"])
+    grid = sample_manifest()["output_grid"]
     with rasterio.open(out) as ds:
-        sm, coverage, tags = ds.read(1), ds.read(2), ds.tags()
-    assert sm.shape == (8, 8) and np.all(coverage == 1.0)
+        sm, coverage, tags, transform = ds.read(1), ds.read(2), ds.tags(), ds.transform
+    # centre-only reading: the sample's own 16 x 16 output grid (its inputs reach 1.28 km beyond it)
+    assert sm.shape == (16, 16) and tuple(transform)[:6] == tuple(grid["transform"]) and np.all(coverage == 1.0)
     assert tags["MODEL_KIND"] == "published_tf1_fusion" and tags["MODE"] == "exact"
+    assert tags["WINDOW_READ_PX"].startswith("256 (centre")
     assert float(tags["SECONDS_PER_OUTPUT_PIXEL_ESTIMATED"]) > 0
     assert np.ptp(sm) > 1e-3, "the map must vary, or equality would prove little"
 
     model = open_model(published["imported"]["OUTPUT"], provider="cpu")
     sample = published["sample"]
     inputs = {s: LayerInput(str(sample / e["path"])) for s, e in sample_manifest()["inputs"].items()}
-    run = prepare(model, inputs)
-    try:
-        tile = run.reader.read(0, 0, run.grid.height, run.grid.width)
-        assert tuple(run.grid.transform)[:6] == tuple(rasterio.open(out).transform)[:6]
-    finally:
-        run.close()
-    step, win = 32, 512
-    hr = np.stack([tile.arrays["high_res"][step * r:step * r + win, step * c:step * c + win] for r, c in PICK])
-    lr = np.stack([tile.arrays["low_res"][step * r:step * r + win, step * c:step * c + win] for r, c in PICK])
-    coarse = np.stack([tile.arrays["coarse"][r, c] for r, c in PICK])
+    centre, full = {}, {}
+    for views, view in ((centre, centre_reading_view(model)), (full, model)):
+        run = prepare(view, inputs)
+        try:
+            views["tile"] = run.reader.read(0, 0, run.grid.height, run.grid.width)
+            views["grid"] = run.grid
+        finally:
+            run.close()
+    assert (full["grid"].width, full["grid"].height) == (8, 8)
+    offset = round((full["grid"].x0 - centre["grid"].x0) / 320.0)  # the full-window grid is inset by 4 px
+    assert offset == 4 and round((centre["grid"].y0 - full["grid"].y0) / 320.0) == 4
+    pick_centre = [(0, 0), (0, 15), (15, 3), (9, 12)]
+    pick_full = [(1, 6), (7, 0)]  # full-grid pixels; on the map at (r + 4, c + 4)
+    fed = _windows(centre["tile"], pick_centre, 256)
+    whole = _windows(full["tile"], pick_full, 512)
 
     # the windows hold the sample's own values, encoded as the metadata says (read here with plain rasterio)
     vv_enc = model.metadata["inputs"][0]["bands"][0]["encoding"]
     smap_enc = model.metadata["inputs"][2]["bands"][0]["encoding"]
+    g = centre["grid"]
     with rasterio.open(sample / "sentinel1.tif") as s1, rasterio.open(sample / "smap.tif") as smap:
-        for k, (r, c) in enumerate(PICK):
-            x0 = run.grid.x0 + c * 320.0 + 160.0 - 2560.0
-            y0 = run.grid.y0 - r * 320.0 - 160.0 + 2560.0
-            col, row = ~s1.transform @ (x0, y0)
-            window = rasterio.windows.Window(round(col), round(row), win, win)
-            vv_db = s1.read(1, window=window).astype(np.float64) * s1.scales[0]
-            assert np.abs(hr[k, ..., 0] - encoding.encode(vv_db, vv_enc)).max() < 1e-3
-            cx, cy = run.grid.window_centre(r, c)
-            lon, lat = rasterio.warp.transform(run.grid.crs, smap.crs, [cx], [cy])
+        for k, (r, c) in enumerate(pick_centre):
+            col, row = ~s1.transform @ (g.x0 + c * 320.0 + 160.0 - 1280.0, g.y0 - r * 320.0 - 160.0 + 1280.0)
+            vv_db = s1.read(1, window=rasterio.windows.Window(round(col), round(row), 256, 256)) * s1.scales[0]
+            assert np.abs(fed["high_res"][k, ..., 0] - encoding.encode(vv_db, vv_enc)).max() < 1e-3
+            cx, cy = g.window_centre(r, c)
+            lon, lat = rasterio.warp.transform(g.crs, smap.crs, [cx], [cy])
             ssm_mm = next(smap.sample([(lon[0], lat[0])]))[0]
-            assert coarse[k, 0] == pytest.approx(float(encoding.encode(np.array([ssm_mm]), smap_enc)[0]), abs=1e-3)
+            assert fed["coarse"][k, 0] == pytest.approx(float(encoding.encode(np.array([ssm_mm]), smap_enc)[0]),
+                                                        abs=1e-3)
 
     npz, ref = published["root"] / "windows.npz", published["root"] / "tf1.npy"
-    np.savez(npz, high_res=hr, low_res=lr, coarse=coarse)
+    np.savez(npz, high_res=np.concatenate([_centred_window(fed["high_res"]), whole["high_res"]]),
+             low_res=np.concatenate([_centred_window(fed["low_res"]), whole["low_res"]]),
+             coarse=np.concatenate([fed["coarse"], whole["coarse"]]))
     _train("-m", "tests.data.make_published_fixture", "reference", str(published["folder"]), str(npz), str(ref))
+    npz.unlink()
     expected = np.load(ref)
-    got = np.array([sm[r, c] for r, c in PICK])
+    got = np.array([sm[r, c] for r, c in pick_centre] + [sm[r + offset, c + offset] for r, c in pick_full])
     assert np.max(np.abs(got - expected)) <= 1e-4, (got, expected)
+
+
+def test_full_windows_give_the_same_map(published: dict[str, Any], tmp_path: Path) -> None:
+    """FULL_WINDOW reads all 512 px: an 8 x 8 map (2.56 km inset) equal to the centre-read map's interior."""
+    import processing
+
+    params = {**published["params"], "FULL_WINDOW": True, "OUTPUT": str(tmp_path / "full.tif")}
+    processing.run(MAP_ID, params)
+    with rasterio.open(tmp_path / "full.tif") as ds, rasterio.open(published["mapped"]["OUTPUT"]) as centre:
+        full_sm, tags = ds.read(1), ds.tags()
+        centre_sm = centre.read(1)
+    assert full_sm.shape == (8, 8) and tags["WINDOW_READ_PX"] == "512"
+    assert np.max(np.abs(full_sm - centre_sm[4:12, 4:12])) <= 1e-6
 
 
 def test_time_per_pixel_is_shown_before_the_run(published: dict[str, Any]) -> None:
@@ -151,9 +189,9 @@ def test_time_per_pixel_is_shown_before_the_run(published: dict[str, Any]) -> No
     estimate = next(i for i in infos if i.startswith("Time estimate:"))
     wrote = next(k for k, i in enumerate(infos) if i.startswith("Wrote "))
     assert infos.index(estimate) < wrote
-    assert "64 output pixels" in estimate and "s per pixel (measured now on CPUExecutionProvider)" in estimate
+    assert "256 output pixels" in estimate and "s per pixel (measured now on CPUExecutionProvider)" in estimate
     assert mapped["SECONDS_PER_PIXEL"] > 0
-    assert mapped["EXPECTED_SECONDS"] == pytest.approx(64 * mapped["SECONDS_PER_PIXEL"])
+    assert mapped["EXPECTED_SECONDS"] == pytest.approx(256 * mapped["SECONDS_PER_PIXEL"])
 
 
 def test_estimate_only_writes_nothing(published: dict[str, Any], tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ The released dataset holds integers 0..255 (the DEM truncated after scaling); sm
 unrounded float encodings. One model evaluation per 320 m output pixel (exact mode): the graph
 crops a fixed 256 px and pools globally, so there is no fully-convolutional fast mode (the
 importer measures this and records why under ``published.graph``). N is dynamic when the
-importer could make it so (``published.batch_dynamic``), else 1.
+importer could make it so (``published.batch_dynamic``), else 1. When the importer measured that
+the graph ignores everything outside the centre 256 px, only that centre is read and the rest
+of the 512 px window is fed as zeros (same outputs; see :func:`centre_reading_view`).
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ LOW_RES_BANDS = tuple(schema.VARIANTS["full"]["low_res"])
 AUX_BANDS = tuple(schema.VARIANTS["full"]["coarse"])
 #: AuxTensor = encoded coarse value (0..255) x this (``smap_sm / 255``, ``gldas_sm / 255``).
 AUX_VALUE_SCALE = 1.0 / 255.0
-#: Output pixels per side of a tile read at once: 8 px -> 736 px blocks of 14 bands (30 MB float32).
-DEFAULT_TILE_PX = 8
+#: Output pixels per side of a tile read at once: 16 px -> 736 px blocks of 14 bands (30 MB float32) when
+#: reading the 256 px centres, 992 px (55 MB) for full windows.
+DEFAULT_TILE_PX = 16
 #: Windows per graph call on a GPU when the batch is dynamic. On the CPU one window already keeps every
 #: core busy and a batch only adds memory (measured with the stand-in: batch 4 was slower than 1).
 DEFAULT_BATCH = 4
@@ -251,15 +254,18 @@ class PublishedModel(FusionModel):
         Parameters
         ----------
         high_res : ndarray, shape (N, 512, 512, 10)
+            Or (N, 256, 256, 10), the centre only: placed in the middle of a zero 512 px window
+            (see :func:`centre_reading_view`).
         low_res : ndarray, shape (N, 512, 512, 4)
+            Or its 256 px centre, likewise.
         coarse : ndarray, shape (N, 2)
             Encoded SMAP and GLDAS (0-255); divided by 255 here as the release expects.
         """
         if high_res is None or low_res is None or coarse is None:
             raise ValueError("the published model needs high_res, low_res and coarse")
         feeds = {
-            self.tensors["high_res"]: np.ascontiguousarray(high_res, dtype=np.float32),
-            self.tensors["low_res"]: np.ascontiguousarray(low_res, dtype=np.float32),
+            self.tensors["high_res"]: _centred_window(high_res),
+            self.tensors["low_res"]: _centred_window(low_res),
             self.tensors["coarse"]: np.ascontiguousarray(np.asarray(coarse, dtype=np.float32) * AUX_VALUE_SCALE,
                                                          dtype=np.float32),
         }
@@ -292,6 +298,55 @@ class PublishedModel(FusionModel):
             self.run(hr, lr, aux)
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
+
+
+def _centred_window(a: np.ndarray) -> np.ndarray:
+    """``a`` (N, h, w, C) as float32 (N, 512, 512, C): itself, or centred in zeros when smaller."""
+    a = np.asarray(a, dtype=np.float32)
+    n, h, w, c = a.shape
+    if (h, w) == (WINDOW_PX, WINDOW_PX):
+        return np.ascontiguousarray(a)
+    if h > WINDOW_PX or w > WINDOW_PX or (WINDOW_PX - h) % 2 or (WINDOW_PX - w) % 2:
+        raise ValueError(f"windows of {h} x {w} px do not centre in the model's {WINDOW_PX} px window")
+    out = np.zeros((n, WINDOW_PX, WINDOW_PX, c), dtype=np.float32)
+    top, left = (WINDOW_PX - h) // 2, (WINDOW_PX - w) // 2
+    out[:, top:top + h, left:left + w] = a
+    return out
+
+
+def centre_reading_view(model: PublishedModel, centre_only: bool | None = None) -> PublishedModel:
+    """The model as the reader should see it: full 512 px windows, or only the centre the graph uses.
+
+    The importer measures whether the graph ignores everything outside the centre ``CROP_PX``
+    (``published.graph.reads_only_centre_px``; the release crops to 256 px). When it does,
+    reading only that centre gives the very same outputs (the rest is fed as zeros) with a
+    quarter of the reading and inputs that need reach only 1.28 km, not 2.56 km, beyond the
+    mapped pixels. The returned view shares the session; only its ``metadata`` (read by the
+    pipeline's grid and reader) says 256 px windows.
+
+    Parameters
+    ----------
+    model : PublishedModel
+    centre_only : bool, optional
+        None (default): read the centre when the import measured that the graph ignores the rest.
+        False: always read the full window. True: require the measurement, else InputError.
+    """
+    import copy
+
+    measured = model.metadata["published"].get("graph", {}).get("reads_only_centre_px") == CROP_PX
+    if centre_only is None:
+        centre_only = measured
+    if not centre_only:
+        return model
+    if not measured:
+        raise InputError(f"the import did not find that this graph ignores everything outside its centre {CROP_PX} px; "
+                         "read the full window (FULL_WINDOW / centre_only=False)")
+    view = copy.copy(model)
+    view.metadata = copy.deepcopy(model.metadata)
+    for spec in view.metadata["inputs"]:
+        if spec["layout"] == "NHWC":
+            spec["window_px"] = CROP_PX
+    return view
 
 
 def open_model(path: str, provider: str = "auto", threads: int | None = None) -> PublishedModel:
@@ -344,6 +399,7 @@ def estimate_sm_published(
     progress: Callable[[float, str], None] | None = None,
     is_cancelled: Callable[[], bool] | None = None,
     on_estimate: Callable[[Estimate], bool | None] | None = None,
+    centre_only: bool | None = None,
 ) -> Any:
     """Map soil moisture at 320 m with an imported release, one model window per output pixel.
 
@@ -370,6 +426,10 @@ def estimate_sm_published(
     on_estimate : callable, optional
         Called with the :class:`Estimate` (measured time per output pixel) before inference
         starts; returning False stops there (nothing written) and the Estimate is returned.
+    centre_only : bool, optional
+        Read only the centre 256 px of each window (default when the import measured that the
+        graph ignores the rest; same outputs, inputs need reach only 1.28 km beyond the map) or
+        the full 512 px (False); see :func:`centre_reading_view`.
 
     Returns
     -------
@@ -383,7 +443,9 @@ def estimate_sm_published(
     check_writable(output_path)
     if not isinstance(model, PublishedModel):
         model = open_model(str(model), provider=provider)
-    run = prepare(model, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider)
+    reading = centre_reading_view(model, centre_only)
+    read_px = int(reading.metadata["inputs"][0]["window_px"])
+    run = prepare(reading, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider)
     try:
         estimate = Estimate(run.grid.width * run.grid.height, run.grid.width, run.grid.height,
                             model.seconds_per_window(), model.provider)
@@ -408,6 +470,8 @@ def estimate_sm_published(
                 "MODEL_SAVED_MODEL_SHA256": pub.get("saved_model_sha256", ""),
                 "MODEL_PARITY_MAX_ABS_DIFF": json.dumps(pub.get("parity_max_abs_diff_m3m3", {}), sort_keys=True),
                 "WINDOW": f"{WINDOW_PX} px at {PIXEL_SIZE_M:g} m (graph keeps the centre {CROP_PX} px)",
+                "WINDOW_READ_PX": str(read_px) + ("" if read_px == WINDOW_PX else " (centre; zeros outside, which "
+                                                   "the graph ignores)"),
                 "SECONDS_PER_OUTPUT_PIXEL_ESTIMATED": f"{estimate.seconds_per_pixel:.4g}",
                 "SECONDS_PER_OUTPUT_PIXEL_RUN": f"{per_pixel:.4g}",
                 "BATCH": str(batch),
