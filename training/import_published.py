@@ -199,7 +199,9 @@ def load_saved_model(directory: Path) -> LoadedModel:
                 "low_res": [kind.WINDOW_PX, kind.WINDOW_PX, len(kind.LOW_RES_BANDS)],
                 "coarse": [len(kind.AUX_BANDS)]}
     for role, shape in shapes.items():
-        if shape[1:] != expected[role]:
+        # unknown dims (None) are fine: "crops or pads to 256 internally" allows any window size
+        if len(shape) != len(expected[role]) + 1 or any(
+                got is not None and got != want for got, want in zip(shape[1:], expected[role])):
             session.close()
             raise PublishedModelError(f"feed {feeds[role]} has shape {shape}; the published model takes "
                                f"[1, {', '.join(map(str, expected[role]))}]")

@@ -56,13 +56,15 @@ def _pool_weights(cells: int) -> np.ndarray:
 
 
 def build(out_dir: str | os.PathLike, *, signature: bool = True, seed: int = 0,
-          crop_op: str = "resize_with_crop_or_pad") -> Path:
+          crop_op: str = "resize_with_crop_or_pad", known_hw: bool = True) -> Path:
     """Write the stand-in TF-1 SavedModel (tag "serve") to ``out_dir`` and return it.
 
     ``out_dir`` must not exist. Also writes ``graph_def.pbtxt`` like the release. ``crop_op``
     chooses how the centre is cropped: ``"resize_with_crop_or_pad"`` (TF-1's image op, whose
     slice sizes come from the static shape, so the graph only runs at batch 1) or
     ``"strided_slice"`` (runs at any batch once the feeds' batch dimension is freed).
+    ``known_hw=False`` leaves the image feeds' height and width unknown ([1, ?, ?, C]), as a graph
+    that "crops or pads to 256" may well declare them.
     """
     if crop_op not in ("resize_with_crop_or_pad", "strided_slice"):
         raise ValueError(f"unknown crop_op {crop_op!r}")
@@ -101,8 +103,9 @@ def build(out_dir: str | os.PathLike, *, signature: bool = True, seed: int = 0,
             weights = tf.constant(_pool_weights(cells)[None, :, :, None], name=f"{prefix}/pool_weights")
             return tf.reduce_sum(x * weights, axis=[1, 2])  # centre-weighted global pooling -> [N, FEATURES]
 
-        image = v1.placeholder(tf.float32, [1, WINDOW_PX, WINDOW_PX, HIGH_RES_BANDS], name="ImageTensor")
-        low_res = v1.placeholder(tf.float32, [1, WINDOW_PX, WINDOW_PX, LOW_RES_BANDS], name="LowResImageTensor")
+        hw = WINDOW_PX if known_hw else None
+        image = v1.placeholder(tf.float32, [1, hw, hw, HIGH_RES_BANDS], name="ImageTensor")
+        low_res = v1.placeholder(tf.float32, [1, hw, hw, LOW_RES_BANDS], name="LowResImageTensor")
         aux = v1.placeholder(tf.float32, [1, AUX_VALUES], name="AuxTensor")
         features = tf.concat([branch(image, "high_res", HIGH_RES_BANDS), branch(low_res, "low_res", LOW_RES_BANDS)],
                              axis=1)

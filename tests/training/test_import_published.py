@@ -25,23 +25,25 @@ from smqgis.core.kinds import published as kind  # noqa: E402
 from tests.data import make_published_fixture as fixture  # noqa: E402
 from training import import_published as imp  # noqa: E402
 
-#: (signature_def?, crop op, give the importer a zip?) of each stand-in.
+#: (signature_def?, crop op, give the importer a zip?, feeds' height and width known?) of each stand-in.
 CASES = {
-    "signature_zip": (True, "resize_with_crop_or_pad", True),
-    "no_signature_folder": (False, "strided_slice", False),
+    "signature_zip": (True, "resize_with_crop_or_pad", True, True),
+    "no_signature_folder": (False, "strided_slice", False, True),
+    "no_signature_any_size": (False, "resize_with_crop_or_pad", False, False),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
 def imported(request, tmp_path_factory):
-    signature, crop_op, as_zip = CASES[request.param]
+    signature, crop_op, as_zip, known_hw = CASES[request.param]
     root = tmp_path_factory.mktemp(request.param)
-    folder = fixture.build(root / "soil_moisture_model", signature=signature, seed=0, crop_op=crop_op)
+    folder = fixture.build(root / "soil_moisture_model", signature=signature, seed=0, crop_op=crop_op,
+                           known_hw=known_hw)
     source = fixture.zip_folder(folder, root / "soil_moisture_model.zip") if as_zip else folder
     out = root / "published.onnx"
     result = imp.import_published(source, out, trained_on="random", seed=0)
     return {"case": request.param, "folder": folder, "out": out, "result": result, "signature": signature,
-            "crop_op": crop_op}
+            "crop_op": crop_op, "known_hw": known_hw}
 
 
 def _session_outputs(folder: Path, windows: dict[str, np.ndarray]) -> np.ndarray:
@@ -71,9 +73,13 @@ def test_tensor_names_shapes_and_batch(imported):
     """The ONNX graph keeps the released names and window shapes; the batch is dynamic only where the graph allows."""
     graph = onnx.load(str(imported["out"])).graph
     dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.input}
-    dynamic = imported["crop_op"] == "strided_slice"
+    # TF-1's crop_or_pad pins the batch only when it can read a static shape
+    dynamic = imported["crop_op"] == "strided_slice" or not imported["known_hw"]
     n = "N" if dynamic else 1
-    assert dims == {"ImageTensor:0": [n, 512, 512, 10], "LowResImageTensor:0": [n, 512, 512, 4], "AuxTensor:0": [n, 2]}
+    hw = [512, 512] if imported["known_hw"] else [d for d in dims["ImageTensor:0"][1:3] if isinstance(d, str)]
+    assert len(hw) == 2, dims  # unknown height and width stay symbolic
+    assert dims["ImageTensor:0"] == [n, *hw, 10] and dims["AuxTensor:0"] == [n, 2]
+    assert dims["LowResImageTensor:0"][0] == n and dims["LowResImageTensor:0"][-1] == 4
     assert [o.name for o in graph.output] == ["clip_by_value:0"]
     pub = imported["result"]["metadata"]["published"]
     assert pub["batch_dynamic"] is dynamic
