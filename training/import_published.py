@@ -33,6 +33,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -57,6 +59,8 @@ PARITY_WINDOWS = 3
 CROP_TOLERANCE = 1e-6
 #: Timed onnxruntime calls (batch 1) whose median gives the seconds per window stored in the metadata.
 TIMED_CALLS = 3
+#: Longest the batch trial may take in its child process (s): TF start-up plus 3 windows of the real model.
+PROBE_TIMEOUT_S = 600
 #: Largest total size of the files of a zip we unpack (bytes): the release is ~100-300 MB.
 MAX_UNZIPPED_BYTES = 4 * 2**30
 
@@ -264,16 +268,56 @@ def random_windows(n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def _probe_main(folder: str) -> None:
+    """Child-process side of :func:`probe_batch`: run ``graph.pb`` on ``windows.npz``, save ``out.npy``."""
+    import tensorflow as tf
+
+    d = Path(folder)
+    spec = json.loads((d / "spec.json").read_text())
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((d / "graph.pb").read_bytes())
+    arrays = dict(np.load(d / "windows.npz"))
+    np.save(d / "out.npy", run_graph_def(graph_def, spec["feeds"], spec["fetch"], arrays))
+
+
+def probe_batch(graph_def: Any, feeds: dict[str, str], fetch: str, windows: dict[str, np.ndarray]) -> np.ndarray | str:
+    """Outputs of ``graph_def`` on a batch, evaluated in a child process; or why that failed.
+
+    A graph built for batch 1 can crash TensorFlow outright (a segmentation fault, seen with
+    SpaceToBatchND / BatchToSpaceND of atrous convolutions at the paper model's size) when fed a
+    larger batch, so the trial must not run in the importer's own process.
+    """
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="smqgis-probe-") as folder:
+        d = Path(folder)
+        (d / "graph.pb").write_bytes(graph_def.SerializeToString())
+        (d / "spec.json").write_text(json.dumps({"feeds": feeds, "fetch": fetch}))
+        np.savez(d / "windows.npz", **windows)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+               "TF_CPP_MIN_LOG_LEVEL": "2"}
+        code = f"from training.import_published import _probe_main; _probe_main({str(d)!r})"
+        try:
+            proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,  # noqa: S603
+                                  timeout=PROBE_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            return f"no answer within {PROBE_TIMEOUT_S} s"
+        if proc.returncode < 0:
+            return f"TensorFlow crashed on it (signal {-proc.returncode})"
+        if proc.returncode != 0:
+            errors = [line for line in proc.stderr.splitlines() if "Error" in line] or [""]
+            return f"exit code {proc.returncode}: {errors[-1][:200]}"
+        return np.load(d / "out.npy")
+
+
 def try_dynamic_batch(frozen: Any, model: LoadedModel, windows: dict[str, np.ndarray],
                       expected: np.ndarray) -> tuple[Any, bool, str]:
     """The dynamic-batch graph if it reproduces the per-window outputs on a batch, else the frozen one."""
     if all(shape[0] is None for shape in model.shapes.values()):
         return frozen, True, "the released feeds already have a dynamic batch dimension"
     candidate = with_dynamic_batch(frozen, model.feeds)
-    try:
-        got = run_graph_def(candidate, model.feeds, model.fetch, windows)
-    except Exception as exc:  # the graph pins the batch somewhere (e.g. a Reshape to [1, ...])
-        return frozen, False, f"batch kept at 1: the graph fails on a batch of {len(expected)} ({type(exc).__name__})"
+    got = probe_batch(candidate, model.feeds, model.fetch, windows)
+    if isinstance(got, str):  # the graph pins the batch somewhere (e.g. a Reshape to [1, ...]) or crashed
+        return frozen, False, f"batch kept at 1: the graph fails on a batch of {len(expected)} ({got})"
     if got.shape != expected.shape:
         return frozen, False, f"batch kept at 1: a batch of {len(expected)} gave {got.shape[0]} outputs"
     diff = float(np.max(np.abs(got - expected)))

@@ -15,6 +15,7 @@ Command line (run with the training environment's Python)::
 
     python -m tests.data.make_published_fixture build OUT_DIR [--no-signature] [--seed 0] [--zip]
         [--crop-op resize_with_crop_or_pad|strided_slice]
+    python -m tests.data.make_published_fixture build-paper-scale OUT_DIR [--seed 0]   # timing only
     python -m tests.data.make_published_fixture reference SAVED_MODEL_DIR WINDOWS.npz OUT.npy
 
 ``reference`` evaluates the SavedModel in a TF-1 session on the windows of an ``.npz`` with
@@ -133,6 +134,59 @@ def build(out_dir: str | os.PathLike, *, signature: bool = True, seed: int = 0,
     return out_dir
 
 
+def build_paper_scale(out_dir: str | os.PathLike, *, seed: int = 0) -> Path:
+    """A frozen TF-1 SavedModel with the release's interface around smqgis' paper-size model (random init).
+
+    For timing and for checking the importer at the release's scale (Xception-65 high-res and
+    Xception-41 low-res encoders, ~1,000 frozen nodes), not for the fast tests: smqgis' own
+    ``training.model`` (config "paper", variant "full") evaluated on the centre 256 px of
+    ``ImageTensor``, on ``LowResImageTensor``'s centre 256 px averaged to 16 x 16 px of 160 m,
+    and on ``AuxTensor * 255``, clipped to [0, 1] as ``clip_by_value:0``. The variables are
+    frozen into constants before saving, like the release ("a frozen graph based model").
+    """
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from training.config import get_config
+    from training.model import build_model
+
+    v1 = tf.compat.v1
+    keras.utils.set_random_seed(seed)
+    cfg = get_config("paper")
+    model = build_model(cfg, "full")
+    lo = (WINDOW_PX - CROP_PX) // 2
+    low_res_px = cfg.low_res_window_px
+
+    @tf.function(input_signature=[tf.TensorSpec([1, WINDOW_PX, WINDOW_PX, HIGH_RES_BANDS], tf.float32),
+                                  tf.TensorSpec([1, WINDOW_PX, WINDOW_PX, LOW_RES_BANDS], tf.float32),
+                                  tf.TensorSpec([1, AUX_VALUES], tf.float32)])
+    def serve(image, low, aux):
+        high = image[:, lo:lo + CROP_PX, lo:lo + CROP_PX, :]
+        pool = CROP_PX // low_res_px
+        low16 = tf.nn.avg_pool2d(low[:, lo:lo + CROP_PX, lo:lo + CROP_PX, :], pool, pool, "VALID")
+        return model({"high_res": high, "low_res": low16, "coarse": aux * 255.0}, training=False)
+
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function()).graph.as_graph_def()
+    graph = tf.Graph()
+    with graph.as_default():
+        image = v1.placeholder(tf.float32, [1, WINDOW_PX, WINDOW_PX, HIGH_RES_BANDS], name="ImageTensor")
+        low_res = v1.placeholder(tf.float32, [1, WINDOW_PX, WINDOW_PX, LOW_RES_BANDS], name="LowResImageTensor")
+        aux = v1.placeholder(tf.float32, [1, AUX_VALUES], name="AuxTensor")
+        inputs = [t.name for t in frozen.node if t.op == "Placeholder"]
+        (estimate,) = v1.import_graph_def(frozen, input_map=dict(zip(inputs, [image, low_res, aux])),
+                                          return_elements=[serve.get_concrete_function().outputs[0].name],
+                                          name="fusion")
+        output = tf.clip_by_value(tf.reshape(estimate, [-1, 1]), 0.0, 1.0)
+        assert output.name == "clip_by_value:0", output.name
+        with v1.Session(graph=graph) as sess:
+            builder = v1.saved_model.Builder(str(out_dir))
+            builder.add_meta_graph_and_variables(sess, ["serve"])
+            builder.save()
+    log.info("wrote the paper-scale stand-in %s (%d frozen nodes)", out_dir, len(frozen.node))
+    return Path(out_dir)
+
+
 def zip_folder(folder: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
     """Zip ``folder`` with the folder itself as the archive's top directory (as a download would be)."""
     folder = Path(folder)
@@ -170,13 +224,18 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--crop-op", default="resize_with_crop_or_pad", choices=["resize_with_crop_or_pad", "strided_slice"])
     b.add_argument("--zip", action="store_true", help="also write OUT_DIR.zip (the folder as its top directory)")
+    ps = sub.add_parser("build-paper-scale", help="frozen stand-in around the paper-size model (timing)")
+    ps.add_argument("out_dir")
+    ps.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("reference", help="TF-1 session outputs on encoded windows")
     r.add_argument("saved_model_dir")
     r.add_argument("windows_npz")
     r.add_argument("out_npy")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "build":
+    if args.command == "build-paper-scale":
+        build_paper_scale(args.out_dir, seed=args.seed)
+    elif args.command == "build":
         folder = build(args.out_dir, signature=not args.no_signature, seed=args.seed, crop_op=args.crop_op)
         if args.zip:
             zip_folder(folder, f"{folder}.zip")

@@ -282,7 +282,7 @@ class PublishedModel(FusionModel):
             out[i:i + step] = np.asarray(value, dtype=np.float32).reshape(-1)
         return out
 
-    def seconds_per_window(self, calls: int = 2) -> float:
+    def seconds_per_window(self, calls: int = 3) -> float:
         """Measured seconds of one window (= one 320 m output pixel) on this machine and provider.
 
         One warm-up call, then the median of ``calls`` timed calls on a zero window (the cost does
