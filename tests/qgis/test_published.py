@@ -24,6 +24,8 @@ import rasterio
 from qgis.core import QgsApplication, QgsProcessingException
 from sm_qgis_helpers import DEMO_MODEL, REPO, SAMPLE_DIR, SOURCE_PARAMS, LogFeedback, sample_manifest
 
+pytestmark = pytest.mark.slow  # TF start-ups in subprocesses: ~30 s on a quiet machine
+
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 IMPORT_ID = "smqgis:import_published_model"
 MAP_ID = "smqgis:estimate_sm_published"

@@ -213,7 +213,7 @@ class PublishedModel(FusionModel):
         onnxruntime intra-op threads (default: the physical cores).
     """
 
-    def __init__(self, path: str, provider: str = "auto", threads: int | None = None) -> None:  # noqa: D107
+    def __init__(self, path: str, provider: str = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.path = str(path)
