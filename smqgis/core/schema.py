@@ -54,7 +54,7 @@ SCHEMA_VERSION = 1
 METADATA_KEY = "smqgis"
 
 #: The kinds of model this schema describes: the keys of ``kinds.REGISTRY``, in its order (a test checks it).
-MODEL_KINDS = ("fusion_320m",)
+MODEL_KINDS = ("fusion_320m", "published_tf1_fusion")
 INPUT_NAMES = ("high_res", "low_res", "coarse")
 OUTPUT_NAME = "soil_moisture"
 #: The two ways of calling the graph (see above): fast (fully-convolutional, the default) and exact.

@@ -11,7 +11,9 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..paths import ICON_PATH
 from .estimate_sm_320m import EstimateSm320mAlgorithm
+from .estimate_sm_published import EstimateSmPublishedAlgorithm
 from .ids import PROVIDER_ID
+from .import_published_model import ImportPublishedModelAlgorithm
 from .validate_insitu import ValidateInsituAlgorithm
 
 
@@ -41,4 +43,6 @@ class SmqgisProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         self.addAlgorithm(EstimateSm320mAlgorithm())
+        self.addAlgorithm(ImportPublishedModelAlgorithm())
+        self.addAlgorithm(EstimateSmPublishedAlgorithm())
         self.addAlgorithm(ValidateInsituAlgorithm())

@@ -52,6 +52,8 @@ REGISTRY: dict[str, ModelKind] = {
     kind.name: kind
     for kind in (
         ModelKind("fusion_320m", "Fusion model (paper 000), 320 m", 320.0, ".fusion", "estimate_sm_320m"),
+        ModelKind("published_tf1_fusion", "Published fusion model (paper 000, authors' TF-1 release), 320 m", 320.0,
+                  ".published", "estimate_sm_published"),
     )
 }
 
