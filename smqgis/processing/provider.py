@@ -12,6 +12,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .estimate_sm_320m import EstimateSm320mAlgorithm
+from .estimate_sm_3km import EstimateSm3kmAlgorithm
 from .ids import PROVIDER_ID
 
 #: The plugin folder (the repository root): smqgis/processing/provider.py -> ../../
@@ -43,3 +44,4 @@ class SmqgisProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
         self.addAlgorithm(EstimateSm320mAlgorithm())
+        self.addAlgorithm(EstimateSm3kmAlgorithm())

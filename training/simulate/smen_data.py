@@ -46,14 +46,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from .noise import hash_uniform, salt_of
-from .world import World, WorldConfig
+from .world import StaticFields, World, WorldConfig
 
 LOG = logging.getLogger(__name__)
 
@@ -225,11 +225,28 @@ class SmenSeries:
         with np.load(path) as z:
             if str(z["region"]) != repr(_region_dict(region)):
                 raise ValueError(f"{path} was made for another region: {z['region']}")
-            return cls(region, z["days"], z["truth_3km"], z["truth_36km"], z["radiometer_36km"], z["active_passive_3km"])
+            return cls(
+                region, z["days"], z["truth_3km"], z["truth_36km"], z["radiometer_36km"], z["active_passive_3km"]
+            )
 
 
 def _region_dict(region: SmenRegion) -> dict:
     return {k: getattr(region, k) for k in ("seed", "lon", "lat", "cells_36km", "sub_px", "start_date", "n_days")}
+
+
+#: Side (world samples) of the tiles in which the static fields are evaluated: the world's finest value
+#: noise (20 m lattice) over a whole 324 km row would need a 16200 x 16200 lattice (2 GB, minutes);
+#: over 72 samples (36 km) it needs 1800 x 1800 (26 MB, milliseconds).
+STATIC_TILE = 72
+
+
+def static_in_tiles(world: World, xs: np.ndarray, ys: np.ndarray) -> StaticFields:
+    """``world.static(xs, ys)`` computed tile by tile (same values: the fields are pure functions of position)."""
+    rows = []
+    for i in range(0, len(ys), STATIC_TILE):
+        tiles = [world.static(xs[j : j + STATIC_TILE], ys[i : i + STATIC_TILE]) for j in range(0, len(xs), STATIC_TILE)]
+        rows.append({f.name: np.concatenate([getattr(t, f.name) for t in tiles], axis=1) for f in fields(StaticFields)})
+    return StaticFields(**{name: np.concatenate([r[name] for r in rows], axis=0) for name in rows[0]})
 
 
 class SmenSimulator:
@@ -243,7 +260,7 @@ class SmenSimulator:
         step = EASE2_3KM_M / r.sub_px
         self.xs = r.x0_m + step * (np.arange(n) + 0.5)
         self.ys = r.y_top_m - step * (np.arange(n) + 0.5)
-        self.static = self.world.static(self.xs, self.ys)
+        self.static = static_in_tiles(self.world, self.xs, self.ys)
         col0, row0 = r.origin_col_row_36km
         self.cols_36km = col0 + np.arange(r.cells_36km)
         self.rows_36km = row0 + np.arange(r.cells_36km)
@@ -283,7 +300,9 @@ class SmenSimulator:
         across = (xs[None, :] - cx) - tilt * (ys[:, None] - cy)
         return np.abs(across) <= S1_SWATH_M / 2
 
-    def active_passive(self, truth_3km: np.ndarray, truth_36km: np.ndarray, radiometer: np.ndarray, day: int) -> np.ndarray:
+    def active_passive(
+        self, truth_3km: np.ndarray, truth_36km: np.ndarray, radiometer: np.ndarray, day: int
+    ) -> np.ndarray:
         """The 3 km active-passive product (NaN outside the swath) from the truths and the radiometer."""
         mask = self.swath_mask(day)
         ix, iy = self.cols_3km[None, :], self.rows_3km[:, None]

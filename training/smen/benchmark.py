@@ -65,7 +65,14 @@ def run_one(cfg: SmenConfig, train: Examples, test: Examples, steps: int) -> dic
         "held_out": evaluate(trainer.predict(test), test),
         "seconds": time.perf_counter() - start,
     }
-    log.info("%s seed %d n=%d: held-out %s (%.0f s)", cfg.variant, cfg.seed, len(train), result["held_out"], result["seconds"])
+    log.info(
+        "%s seed %d n=%d: held-out %s (%.0f s)",
+        cfg.variant,
+        cfg.seed,
+        len(train),
+        result["held_out"],
+        result["seconds"],
+    )
     return result
 
 
@@ -108,8 +115,11 @@ def write_report(path: Path, runs: list[dict[str, Any]], baseline: dict[str, Any
         f"| bicubic of the 36 km input | {baseline['train']['ubrmse_product']:.4f} | "
         f"{baseline['held_out']['ubrmse_truth']:.4f} | {baseline['held_out']['ubrmse_product']:.4f} | - |",
     ]
-    for variant, title in (("spatial", "SMEN spatial only, h(g(I))"), ("temporal", "SMEN temporal only, h(f(D))"),
-                           ("spatiotemporal", "SMEN spatio-temporal, h(g(I) + f(D))")):
+    for variant, title in (
+        ("spatial", "SMEN spatial only, h(g(I))"),
+        ("temporal", "SMEN temporal only, h(f(D))"),
+        ("spatiotemporal", "SMEN spatio-temporal, h(g(I) + f(D))"),
+    ):
         select = [r for r in runs if r["variant"] == variant and r["n_train"] == full]
         lines.append(f"| {title} | " + " | ".join(rows(select)) + " |")
     lines += [
@@ -174,9 +184,16 @@ def main(argv: list[str] | None = None) -> None:
     first, last = (region.date_of(int(d)).isoformat() for d in (train.days[0], train.days[-1]))
     tfirst, tlast = (region.date_of(int(d)).isoformat() for d in (test.days[0], test.days[-1]))
     meta = {
-        "world_seed": region.seed, "k": args.k, "n_train": len(train), "n_test": len(test),
-        "train_dates": f"{first} .. {last}", "test_dates": f"{tfirst} .. {tlast}", "steps": args.steps,
-        "batch_size": args.batch_size, "patch_px": args.patch_px, "lr": args.lr,
+        "world_seed": region.seed,
+        "k": args.k,
+        "n_train": len(train),
+        "n_test": len(test),
+        "train_dates": f"{first} .. {last}",
+        "test_dates": f"{tfirst} .. {tlast}",
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "patch_px": args.patch_px,
+        "lr": args.lr,
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs, TF {tf.__version__}",
         "minutes": (time.perf_counter() - start) / 60,
     }

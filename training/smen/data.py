@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smqgis.core.kinds.smen import ENCODED_PER_M3M3, EASE2_FACTOR_3KM
+from smqgis.core.kinds.smen import EASE2_FACTOR_3KM, ENCODED_PER_M3M3
 
 from ..simulate.smen_data import SmenSeries, upsample_nearest
 
@@ -102,7 +102,13 @@ def random_crops(ex: Examples, index: np.ndarray, patch_px: int, rng: np.random.
     """One random ``patch_px`` crop of each example in ``index`` (inputs, target, mask)."""
     _, h, w = ex.target.shape
     size = min(patch_px, h, w)
-    out: dict[str, list[np.ndarray]] = {"low_res": [], "history_low_res": [], "history_high_res": [], "target": [], "mask": []}
+    out: dict[str, list[np.ndarray]] = {
+        "low_res": [],
+        "history_low_res": [],
+        "history_high_res": [],
+        "target": [],
+        "mask": [],
+    }
     for i in index:
         r, c = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
         out["low_res"].append(ex.low_res[i, r : r + size, c : c + size])

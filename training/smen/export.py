@@ -4,7 +4,9 @@ The last step of training/smen: a Keras SMEN (restored from a ``training.smen.tr
 model directory, or randomly initialised for tests) becomes one ONNX graph (tf2onnx,
 opset 17) with the inputs ``low_res`` [N, H, W, 1] and ``history_low_res`` /
 ``history_high_res`` [N, k, H, W] (0-255 encoded soil moisture; dynamic N, H, W) and
-the output ``soil_moisture`` [N, H, W, 1] clipped to [0, 1] m3/m3. The metadata
+the output ``soil_moisture`` [N, H, W, 1] in m3/m3, *not* clipped: the uRMSE loss is blind to a
+constant offset, so the caller first anchors the map's level (``smen.anchor``) and then clips
+to the metadata's ``valid_range`` - clipping in the graph would cut off dry pixels before that. The metadata
 (``smqgis.core.kinds.smen.build_metadata``: model kind ``smen_3km``, EASE-Grid 2.0
 grid, k, units, what it was trained on) goes into ``metadata_props``. Before anything
 is written, TF and onnxruntime run the graph on random soil-moisture inputs of an odd
@@ -50,19 +52,23 @@ class ParityError(RuntimeError):
 
 def input_signature(cfg: SmenConfig) -> list[tf.TensorSpec]:
     """The ONNX inputs of the variant, in graph order, with dynamic N, H, W."""
-    shapes = {CURRENT: [None, None, None, 1], HISTORY_LOW: [None, cfg.k, None, None], HISTORY_HIGH: [None, cfg.k, None, None]}
+    shapes = {
+        CURRENT: [None, None, None, 1],
+        HISTORY_LOW: [None, cfg.k, None, None],
+        HISTORY_HIGH: [None, cfg.k, None, None],
+    }
     return [tf.TensorSpec(shapes[name], tf.float32, name=name) for name in smen_kind.VARIANT_INPUTS[cfg.variant]]
 
 
 def inference_function(model: Any, cfg: SmenConfig) -> Any:
-    """The exported computation: the model in inference mode, clipped to [0, 1] m3/m3."""
+    """The exported computation: the model in inference mode (m3/m3, unclipped; see the module docstring)."""
     signature = input_signature(cfg)
     names = [s.name for s in signature]
 
     @tf.function(input_signature=signature)
     def serve(*tensors):
-        estimate = model(dict(zip(names, tensors)), training=False)
-        return {OUTPUT: tf.clip_by_value(estimate, 0.0, 1.0, name=OUTPUT)}
+        estimate = model(dict(zip(names, tensors, strict=True)), training=False)
+        return {OUTPUT: tf.identity(estimate, name=OUTPUT)}
 
     return serve
 
@@ -76,10 +82,15 @@ def random_inputs(cfg: SmenConfig, seed: int, shape: tuple[int, int, int] = PARI
         HISTORY_LOW: rng.uniform(0.02, 0.5, (n, cfg.k, h, w)),
         HISTORY_HIGH: rng.uniform(0.02, 0.5, (n, cfg.k, h, w)),
     }
-    return {name: (full[name] * smen_kind.ENCODED_PER_M3M3).astype(np.float32) for name in smen_kind.VARIANT_INPUTS[cfg.variant]}
+    return {
+        name: (full[name] * smen_kind.ENCODED_PER_M3M3).astype(np.float32)
+        for name in smen_kind.VARIANT_INPUTS[cfg.variant]
+    }
 
 
-def parity_check(serve: Any, onnx_bytes: bytes, cfg: SmenConfig, *, seed: int, tolerance: float = PARITY_TOLERANCE) -> float:
+def parity_check(
+    serve: Any, onnx_bytes: bytes, cfg: SmenConfig, *, seed: int, tolerance: float = PARITY_TOLERANCE
+) -> float:
     """Max |TF - onnxruntime| (m3/m3) on random inputs; raise ParityError above ``tolerance``."""
     import onnxruntime as ort
 
@@ -112,7 +123,7 @@ def _name_dynamic_dims(model_proto: Any) -> None:
     for value in list(model_proto.graph.input) + list(model_proto.graph.output):
         dims = value.type.tensor_type.shape.dim
         labels = ("N", "T", "H", "W") if len(dims) == 4 and value.name.startswith("history") else ("N", "H", "W", "C")
-        for dim, label in zip(dims, labels):
+        for dim, label in zip(dims, labels, strict=False):
             if not dim.dim_value:
                 dim.dim_param = label
 
@@ -157,7 +168,7 @@ def export_model(
         metrics=metrics,
         training={"config": cfg.to_dict(), "opset": OPSET, **(training or {})},
         description=description,
-        created_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_utc=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     for key, value in schema.to_metadata_props(meta).items():
         entry = model_proto.metadata_props.add()
@@ -209,10 +220,20 @@ def main(argv: list[str] | None = None) -> None:
         model = build_model(cfg)
         restore_latest(args.model_dir, model)
     result = export_model(
-        model, cfg, args.out, title=args.title, description=args.description,
-        trained_on={"kind": args.trained_on, "description": args.trained_on_description}, metrics=metrics, seed=args.seed,
+        model,
+        cfg,
+        args.out,
+        title=args.title,
+        description=args.description,
+        trained_on={"kind": args.trained_on, "description": args.trained_on_description},
+        metrics=metrics,
+        seed=args.seed,
     )
-    log.info("parity max |diff| %.3g m3/m3; metadata %s", result["parity_max_abs_diff"], json.dumps(result["metadata"]["smen"]))
+    log.info(
+        "parity max |diff| %.3g m3/m3; metadata %s",
+        result["parity_max_abs_diff"],
+        json.dumps(result["metadata"]["smen"]),
+    )
 
 
 if __name__ == "__main__":

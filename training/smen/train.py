@@ -59,7 +59,7 @@ def ubrmse_np(truth: np.ndarray, estimate: np.ndarray, mask: np.ndarray | None =
     """Per-image unbiased RMSE (m3/m3) over ``mask`` (default: all pixels): [N, H, W] -> [N]."""
     m = np.ones_like(truth, dtype=bool) if mask is None else mask.astype(bool)
     out = []
-    for t, e, mm in zip(truth, estimate, m):
+    for t, e, mm in zip(truth, estimate, m, strict=False):
         if not mm.any():
             out.append(np.nan)
             continue
@@ -107,14 +107,16 @@ class SmenTrainer:
             estimate = self.model(feeds, training=True)[..., 0]
             loss = batch_loss(target, estimate, mask)
         grads = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=False))
         return loss
 
     def fit(self, train: Examples, steps: int, *, checkpoint_every: int = 500, verbose: bool = True) -> list[float]:
         """Train to ``steps`` optimizer steps; return the loss of every step (m3/m3)."""
         rng = np.random.default_rng(self.cfg.seed + 1000 * self.step)
         writer = tf.summary.create_file_writer(str(self.model_dir / "logs" / "train")) if self.model_dir else None
-        progbar = keras.utils.Progbar(steps, stateful_metrics=["loss"], verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0)
+        progbar = keras.utils.Progbar(
+            steps, stateful_metrics=["loss"], verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0
+        )
         losses: list[float] = []
         last_saved = self.step
         while self.step < steps:
@@ -205,8 +207,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    cfg = SmenConfig(k=args.k, variant=args.variant, learning_rate=args.lr, epochs=args.epochs,
-                     batch_size=args.batch_size, patch_px=args.patch_px, seed=args.seed)
+    cfg = SmenConfig(
+        k=args.k,
+        variant=args.variant,
+        learning_rate=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patch_px=args.patch_px,
+        seed=args.seed,
+    )
     series = load_or_make_series(args.cache, SmenRegion(seed=args.world_seed))
     train, held_out = split_examples(series, cfg.k, args.train_until)
     if args.n_train:
@@ -220,7 +229,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log.info("training %s on %d examples for %d steps", trainer.model.name, len(train), steps)
     trainer.fit(train, steps, checkpoint_every=args.checkpoint_every)
     log.info("trained in %.1f s", time.perf_counter() - start)
-    result = {"train": evaluate(trainer.predict(train), train), "held_out": evaluate(trainer.predict(held_out), held_out)}
+    result = {
+        "train": evaluate(trainer.predict(train), train),
+        "held_out": evaluate(trainer.predict(held_out), held_out),
+    }
     (model_dir / METRICS_FILE).write_text(json.dumps(result, indent=2))
     writer = tf.summary.create_file_writer(str(model_dir / "logs" / "val"))
     with writer.as_default():

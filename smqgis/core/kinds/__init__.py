@@ -27,8 +27,12 @@ class ModelKind:
 
 
 REGISTRY: dict[str, ModelKind] = {
-    "fusion_320m": ModelKind("fusion_320m", "Fusion model (paper 000), 320 m", 320.0, "smqgis.core.kinds.fusion", "estimate_sm_320m"),
-    "smen_3km": ModelKind("smen_3km", "SMEN downscaling (paper 002), 3 km", 3000.0, "smqgis.core.kinds.smen", "estimate_sm_3km"),
+    "fusion_320m": ModelKind(
+        "fusion_320m", "Fusion model (paper 000), 320 m", 320.0, "smqgis.core.kinds.fusion", "estimate_sm_320m"
+    ),
+    "smen_3km": ModelKind(
+        "smen_3km", "SMEN downscaling (paper 002), 3 km", 3000.0, "smqgis.core.kinds.smen", "estimate_sm_3km"
+    ),
 }
 
 

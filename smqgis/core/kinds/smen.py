@@ -21,9 +21,10 @@ under ``"smen"``::
              "missing_high_res": "36 km value (D = 0)"}
 
 Inputs are 0-255 encoded soil moisture (``linear`` 0-1 m3/m3). The network's loss (an
-unbiased RMSE) is blind to a constant offset, so the map is anchored: with ``anchor``
-``input_mean`` the output is shifted so its mean over the valid pixels equals that of
-the current 36 km input (the regional level comes from SMAP, the texture from SMEN).
+unbiased RMSE) is blind to a constant offset, so the graph's output is left unclipped and
+the map is anchored: with ``anchor`` ``input_mean`` the output is shifted so its mean over
+the valid pixels equals that of the current 36 km input (the regional level comes from
+SMAP, the texture from SMEN), then clipped to the output's ``valid_range``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,11 @@ BANDS = {
         "(NASA / NSIDC DAAC); contains modified Copernicus Sentinel data",
     },
 }
-_INPUT_BANDS = {CURRENT: "smap_l3/soil_moisture", HISTORY_LOW: "smap_l3/soil_moisture",
-                HISTORY_HIGH: "smap_s1/soil_moisture_3km"}
+_INPUT_BANDS = {
+    CURRENT: "smap_l3/soil_moisture",
+    HISTORY_LOW: "smap_l3/soil_moisture",
+    HISTORY_HIGH: "smap_s1/soil_moisture_3km",
+}
 #: Output nodata and the written bands.
 NODATA = -9999.0
 BAND_NAMES = ("soil_moisture", "high_res_history")
@@ -121,15 +125,17 @@ def build_metadata(
     inputs = []
     for name in VARIANT_INPUTS[variant]:
         ref = _INPUT_BANDS[name]
-        inputs.append({
-            "name": name,
-            "layout": "NHWC" if name == CURRENT else "NTHW",
-            "window_px": int(window_px),
-            "pixel_size_m": EASE2_3KM_M,
-            "output_stride": 1,
-            "time_steps": 1 if name == CURRENT else int(k),
-            "bands": [{"ref": ref, "units": BANDS[ref]["units"], "encoding": dict(encoding)}],
-        })
+        inputs.append(
+            {
+                "name": name,
+                "layout": "NHWC" if name == CURRENT else "NTHW",
+                "window_px": int(window_px),
+                "pixel_size_m": EASE2_3KM_M,
+                "output_stride": 1,
+                "time_steps": 1 if name == CURRENT else int(k),
+                "bands": [{"ref": ref, "units": BANDS[ref]["units"], "encoding": dict(encoding)}],
+            }
+        )
     label = schema.SIMULATED_LABEL if (trained_on or {}).get("kind") == "simulated" else title
     meta = {
         "schema": schema.SCHEMA_NAME,
@@ -187,7 +193,11 @@ def validate_metadata(meta: dict[str, Any]) -> None:
     grid = smen.get("grid", {})
     for key, value in ease2_grid().items():
         got = grid.get(key)
-        ok = got == value if isinstance(value, str) else isinstance(got, (int, float)) and math.isclose(got, value, rel_tol=1e-9)
+        ok = (
+            got == value
+            if isinstance(value, str)
+            else isinstance(got, (int, float)) and math.isclose(got, value, rel_tol=1e-9)
+        )
         require(ok, f"grid.{key} is {got!r}, expected {value!r} (EASE-Grid 2.0)")
     names = [spec.get("name") for spec in meta.get("inputs", [])]
     require(tuple(names) == VARIANT_INPUTS[variant], f"inputs {names} do not match variant {variant!r}")
@@ -197,8 +207,10 @@ def validate_metadata(meta: dict[str, Any]) -> None:
         require(refs == [ref], f"input {spec['name']!r} must carry the single band {ref!r}, not {refs}")
         enc = spec["bands"][0].get("encoding", {})
         require(enc.get("kind") == "linear", f"input {spec['name']!r}: SMEN inputs are linearly encoded")
-        require(math.isclose(float(spec.get("pixel_size_m", 0)), EASE2_3KM_M, rel_tol=1e-9),
-                f"input {spec['name']!r} is not on the 3 km grid")
+        require(
+            math.isclose(float(spec.get("pixel_size_m", 0)), EASE2_3KM_M, rel_tol=1e-9),
+            f"input {spec['name']!r} is not on the 3 km grid",
+        )
         if spec["name"] != CURRENT:
             require(spec.get("time_steps") == k, f"input {spec['name']!r} has {spec.get('time_steps')} steps, k is {k}")
 
@@ -218,7 +230,16 @@ def parse_date(text: str | dt.date | dt.datetime, what: str) -> dt.date:
 
 # ----------------------------------------------------------------------------------------------- errors
 #: Roles of the inputs of a 3 km run; an SmenInputError names one, the Processing side maps it to a parameter.
-ROLES = ("model", "current_36km", "history_36km", "history_3km", "current_date", "history_dates", "target_crs", "output")
+ROLES = (
+    "model",
+    "current_36km",
+    "history_36km",
+    "history_3km",
+    "current_date",
+    "history_dates",
+    "target_crs",
+    "output",
+)
 
 
 class SmenInputError(InputError):
@@ -272,7 +293,9 @@ class SmenModel:
         except schema.SchemaError as exc:
             raise ModelError(f"{self.path}: {exc}") from None
         if meta["model_kind"] != KIND:
-            raise ModelError(f"{self.path} is a {meta['model_kind']!r} model; the 3 km map needs a {KIND!r} (SMEN) model")
+            raise ModelError(
+                f"{self.path} is a {meta['model_kind']!r} model; the 3 km map needs a {KIND!r} (SMEN) model"
+            )
         try:
             validate_metadata(meta)
         except schema.SchemaError as exc:
@@ -359,22 +382,34 @@ def read_grid_raster(path: str, role: str, pixel_size_m: float, position: int | 
             values = ds.read(1).astype(np.float64)
             tags = ds.tags()
     except (RasterioError, OSError) as exc:
-        raise SmenInputError(f"{what} cannot be read as a raster ({exc}); choose a GeoTIFF or GDAL raster", role) from None
+        raise SmenInputError(
+            f"{what} cannot be read as a raster ({exc}); choose a GeoTIFF or GDAL raster", role
+        ) from None
     if crs is None or crs.to_epsg() != 6933:
         raise SmenInputError(
             f"{what} is in {crs.to_string() if crs else 'no CRS'}, not EASE-Grid 2.0 (EPSG:6933): give the SMAP "
-            f"{grid_name} product on its own grid (e.g. converted with smqgis.core.smap_hdf5)", role)
-    if not (math.isclose(tr.a, pixel_size_m, rel_tol=1e-6) and math.isclose(-tr.e, pixel_size_m, rel_tol=1e-6)
-            and tr.b == 0 and tr.d == 0):
+            f"{grid_name} product on its own grid (e.g. converted with smqgis.core.smap_hdf5)",
+            role,
+        )
+    if not (
+        math.isclose(tr.a, pixel_size_m, rel_tol=1e-6)
+        and math.isclose(-tr.e, pixel_size_m, rel_tol=1e-6)
+        and tr.b == 0
+        and tr.d == 0
+    ):
         raise SmenInputError(
             f"{what} has {tr.a:.2f} x {-tr.e:.2f} m pixels; this input must be on the EASE-Grid 2.0 {grid_name} grid "
-            f"({pixel_size_m:.3f} m pixels, north up): wrong grid", role)
+            f"({pixel_size_m:.3f} m pixels, north up): wrong grid",
+            role,
+        )
     col = (tr.c - EASE2_X_MIN_M) / pixel_size_m
     row = (EASE2_Y_MAX_M - tr.f) / pixel_size_m
     if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
         raise SmenInputError(
             f"{what} is shifted by a fraction of a pixel from the EASE-Grid 2.0 {grid_name} grid (origin "
-            f"{tr.c:.1f}, {tr.f:.1f} m): give the product on its own grid, not resampled", role)
+            f"{tr.c:.1f}, {tr.f:.1f} m): give the product on its own grid, not resampled",
+            role,
+        )
     if nodata is not None:
         values[values == nodata] = np.nan
     values[(values < 0.0) | (values > 1.0)] = np.nan  # SMAP fill values (-9999) and anything not in m3/m3
@@ -406,8 +441,14 @@ class SmenInputs:
     def transform(self) -> Any:
         from affine import Affine
 
-        return Affine(EASE2_3KM_M, 0.0, EASE2_X_MIN_M + self.col0 * EASE2_3KM_M,
-                      0.0, -EASE2_3KM_M, EASE2_Y_MAX_M - self.row0 * EASE2_3KM_M)
+        return Affine(
+            EASE2_3KM_M,
+            0.0,
+            EASE2_X_MIN_M + self.col0 * EASE2_3KM_M,
+            0.0,
+            -EASE2_3KM_M,
+            EASE2_Y_MAX_M - self.row0 * EASE2_3KM_M,
+        )
 
 
 def _resolve_dates(
@@ -420,7 +461,9 @@ def _resolve_dates(
     if cur is None:
         raise SmenInputError(
             f"the date of the current 36 km raster is unknown ({current.path} has no ACQUISITION_TIME tag): "
-            "give the current date (YYYY-MM-DD)", "current_date")
+            "give the current date (YYYY-MM-DD)",
+            "current_date",
+        )
     if history_dates not in (None, "", []):
         items = history_dates.split(",") if isinstance(history_dates, str) else list(history_dates)
         try:
@@ -430,19 +473,24 @@ def _resolve_dates(
         if len(hist) != len(history):
             raise SmenInputError(
                 f"{len(hist)} history dates for {len(history)} history pairs: give one date per pair, oldest first",
-                "history_dates")
+                "history_dates",
+            )
     else:
         missing = [h.path for h in history if h.date is None]
         if missing:
             raise SmenInputError(
                 f"the dates of the history rasters are unknown ({missing[0]} has no ACQUISITION_TIME tag): give the "
-                "history dates, oldest first (YYYY-MM-DD, comma-separated)", "history_dates")
+                "history dates, oldest first (YYYY-MM-DD, comma-separated)",
+                "history_dates",
+            )
         hist = [h.date for h in history]  # type: ignore[misc]
-    if any(b <= a for a, b in zip(hist, hist[1:])) or hist[-1] >= cur:
+    if any(b <= a for a, b in zip(hist, hist[1:], strict=False)) or hist[-1] >= cur:
         listed = ", ".join(d.isoformat() for d in hist)
         raise SmenInputError(
             f"the history dates ({listed}) are out of order for the current date {cur.isoformat()}: the pairs must be "
-            "given oldest first, on distinct dates, all before the current date", "history_dates")
+            "given oldest first, on distinct dates, all before the current date",
+            "history_dates",
+        )
     return cur, hist
 
 
@@ -462,16 +510,22 @@ def load_inputs(
     """
     history_36km, history_3km = list(history_36km or []), list(history_3km or [])
     if not current_36km:
-        raise SmenInputError("no current 36 km SMAP raster: choose the SMAP L3 raster of the date to map", "current_36km")
+        raise SmenInputError(
+            "no current 36 km SMAP raster: choose the SMAP L3 raster of the date to map", "current_36km"
+        )
     if len(history_36km) != len(history_3km):
         role = "history_3km" if len(history_3km) < len(history_36km) else "history_36km"
         raise SmenInputError(
             f"{len(history_36km)} history 36 km rasters but {len(history_3km)} history 3 km rasters: every previous "
-            "date needs a pair (the 36 km radiometer raster and the 3 km active-passive raster of the same date)", role)
+            "date needs a pair (the 36 km radiometer raster and the 3 km active-passive raster of the same date)",
+            role,
+        )
     if len(history_36km) != k:
         raise SmenInputError(
             f"the model takes k = {k} previous (36 km, 3 km) pairs, got {len(history_36km)}: give the {k} most recent "
-            "pairs before the current date, oldest first", "history_36km")
+            "pairs before the current date, oldest first",
+            "history_36km",
+        )
     cur = read_grid_raster(current_36km, "current_36km", EASE2_36KM_M)
     low = [read_grid_raster(p, "history_36km", EASE2_36KM_M, i) for i, p in enumerate(history_36km)]
     high = [read_grid_raster(p, "history_3km", EASE2_3KM_M, i) for i, p in enumerate(history_3km)]
@@ -479,19 +533,30 @@ def load_inputs(
         if (r.col0, r.row0, r.shape) != (cur.col0, cur.row0, cur.shape):
             raise SmenInputError(
                 f"history_36km[{i + 1}] ({r.path}) covers other 36 km cells than the current raster ({cur.path}): "
-                "give every 36 km raster on the same extent", "history_36km")
+                "give every 36 km raster on the same extent",
+                "history_36km",
+            )
     for i, r in enumerate(high[1:], start=1):
         if (r.col0, r.row0, r.shape) != (high[0].col0, high[0].row0, high[0].shape):
             raise SmenInputError(
                 f"history_3km[{i + 1}] ({r.path}) is not aligned with history_3km[1] ({high[0].path}): give every "
-                "3 km raster on the same extent", "history_3km")
+                "3 km raster on the same extent",
+                "history_3km",
+            )
     f = EASE2_FACTOR_3KM
     h, w = high[0].shape
     c0, r0 = high[0].col0, high[0].row0
-    if c0 < cur.col0 * f or r0 < cur.row0 * f or c0 + w > (cur.col0 + cur.shape[1]) * f or r0 + h > (cur.row0 + cur.shape[0]) * f:
+    if (
+        c0 < cur.col0 * f
+        or r0 < cur.row0 * f
+        or c0 + w > (cur.col0 + cur.shape[1]) * f
+        or r0 + h > (cur.row0 + cur.shape[0]) * f
+    ):
         raise SmenInputError(
             f"the 3 km rasters ({high[0].path}) reach beyond the 36 km rasters ({cur.path}): give 36 km rasters "
-            "that cover the whole 3 km extent", "history_3km")
+            "that cover the whole 3 km extent",
+            "history_3km",
+        )
     cur_date, hist_dates = _resolve_dates(cur, low, current_date, history_dates)
     rows = (r0 + np.arange(h)) // f - cur.row0
     cols = (c0 + np.arange(w)) // f - cur.col0
@@ -547,16 +612,19 @@ def estimate_arrays(
         if is_cancelled and is_cancelled():
             raise Cancelled("cancelled")
         ra, rb, ca, cb = max(0, r - halo), min(h, r + tile_px + halo), max(0, c - halo), min(w, c + tile_px + halo)
-        feeds = {name: a[:, ra:rb, ca:cb, :] if name == CURRENT else a[:, :, ra:rb, ca:cb] for name, a in feeds_all.items()}
+        feeds = {
+            name: a[:, ra:rb, ca:cb, :] if name == CURRENT else a[:, :, ra:rb, ca:cb] for name, a in feeds_all.items()
+        }
         est = model.run(feeds)[0]
         nr, nc = min(tile_px, h - r), min(tile_px, w - c)
-        out[r:r + nr, c:c + nc] = est[r - ra:r - ra + nr, c - ca:c - ca + nc]
+        out[r : r + nr, c : c + nc] = est[r - ra : r - ra + nr, c - ca : c - ca + nc]
         if progress:
             progress(100.0 * (i + 1) / len(tiles), f"SMEN tile {i + 1}/{len(tiles)}")
     offset = 0.0
     if model.metadata["smen"].get("anchor") == "input_mean":
         offset = float(np.mean(current[valid]) - np.mean(out[valid]))
-        out = np.clip(out + offset, *model.metadata["output"]["valid_range"]).astype(np.float32)
+    # the graph's output is unclipped (its level is free under the uRMSE loss): anchor first, then clip
+    out = np.clip(out + offset, *model.metadata["output"]["valid_range"]).astype(np.float32)
     return np.where(valid, out, np.nan).astype(np.float32), pair.any(axis=0), offset
 
 
@@ -603,7 +671,9 @@ def _check_output(output_path: str) -> None:
     if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
         raise SmenInputError(
             f"cannot write {output_path}: {folder} is not a writable folder; choose an output file in a folder you can "
-            "write to", "output")
+            "write to",
+            "output",
+        )
 
 
 def _target_crs(target_crs: str | None) -> str:
@@ -637,14 +707,18 @@ def provenance_tags(model: SmenModel, inputs: SmenInputs, offset: float, crs: st
         "INPUT_HISTORY_36KM_PATHS": json.dumps(inputs.paths["history_36km"]),
         "INPUT_HISTORY_3KM_PATHS": json.dumps(inputs.paths["history_3km"]),
         "ANCHOR": f"{meta['smen']['anchor']} (offset {offset:+.4f} m3/m3)",
-        "GRID": "EASE-Grid 2.0 3 km (EPSG:6933)" if crs == EASE2_CRS else f"EASE-Grid 2.0 3 km resampled (bilinear) to {crs}",
+        "GRID": "EASE-Grid 2.0 3 km (EPSG:6933)"
+        if crs == EASE2_CRS
+        else f"EASE-Grid 2.0 3 km resampled (bilinear) to {crs}",
         "BAND_2": "high_res_history: 1 where at least one of the k previous dates had a 3 km value, else 0",
         "ATTRIBUTION": "; ".join(b["attribution"] for b in BANDS.values()),
-        "CREATED_UTC": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "CREATED_UTC": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
-def _write_geotiff(output_path: str, sm: np.ndarray, mask: np.ndarray, crs: str, transform: Any, tags: dict[str, str]) -> None:
+def _write_geotiff(
+    output_path: str, sm: np.ndarray, mask: np.ndarray, crs: str, transform: Any, tags: dict[str, str]
+) -> None:
     """Write the 2-band GeoTIFF to a temporary file beside the target and rename it on success."""
     import rasterio
 
@@ -652,8 +726,18 @@ def _write_geotiff(output_path: str, sm: np.ndarray, mask: np.ndarray, crs: str,
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part.tif", dir=folder)
     os.close(fd)
     try:
-        profile = {"driver": "GTiff", "width": sm.shape[1], "height": sm.shape[0], "count": 2, "dtype": "float32",
-                   "crs": crs, "transform": transform, "nodata": NODATA, "compress": "deflate", "predictor": 3}
+        profile = {
+            "driver": "GTiff",
+            "width": sm.shape[1],
+            "height": sm.shape[0],
+            "count": 2,
+            "dtype": "float32",
+            "crs": crs,
+            "transform": transform,
+            "nodata": NODATA,
+            "compress": "deflate",
+            "predictor": 3,
+        }
         with rasterio.open(tmp, "w", **profile) as ds:
             ds.write(np.where(np.isfinite(sm), sm, NODATA).astype(np.float32), 1)
             ds.write(np.where(np.isfinite(sm), mask, NODATA).astype(np.float32), 2)
@@ -672,7 +756,9 @@ def _write_geotiff(output_path: str, sm: np.ndarray, mask: np.ndarray, crs: str,
         raise
 
 
-def _reproject(sm: np.ndarray, mask: np.ndarray, src_transform: Any, dst_crs: str) -> tuple[np.ndarray, np.ndarray, Any]:
+def _reproject(
+    sm: np.ndarray, mask: np.ndarray, src_transform: Any, dst_crs: str
+) -> tuple[np.ndarray, np.ndarray, Any]:
     """The EASE-Grid 2.0 arrays on a ~3 km grid of ``dst_crs`` (bilinear soil moisture, nearest mask)."""
     from rasterio.transform import array_bounds
     from rasterio.warp import Resampling, calculate_default_transform, reproject
@@ -684,11 +770,28 @@ def _reproject(sm: np.ndarray, mask: np.ndarray, src_transform: Any, dst_crs: st
     )
     out_sm = np.full((dh, dw), np.nan, np.float32)
     out_mask = np.full((dh, dw), np.nan, np.float32)
-    reproject(sm.astype(np.float32), out_sm, src_transform=src_transform, src_crs=EASE2_CRS, src_nodata=np.nan,
-              dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=np.nan, resampling=Resampling.bilinear)
-    reproject(np.where(np.isfinite(sm), mask, np.nan).astype(np.float32), out_mask, src_transform=src_transform,
-              src_crs=EASE2_CRS, src_nodata=np.nan, dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=np.nan,
-              resampling=Resampling.nearest)
+    reproject(
+        sm.astype(np.float32),
+        out_sm,
+        src_transform=src_transform,
+        src_crs=EASE2_CRS,
+        src_nodata=np.nan,
+        dst_transform=dst_transform,
+        dst_crs=dst_crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.bilinear,
+    )
+    reproject(
+        np.where(np.isfinite(sm), mask, np.nan).astype(np.float32),
+        out_mask,
+        src_transform=src_transform,
+        src_crs=EASE2_CRS,
+        src_nodata=np.nan,
+        dst_transform=dst_transform,
+        dst_crs=dst_crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.nearest,
+    )
     return out_sm, np.nan_to_num(out_mask, nan=0.0), dst_transform
 
 
@@ -746,16 +849,26 @@ def estimate_sm_3km(
     crs = _target_crs(target_crs)
     if not isinstance(model, SmenModel):
         if not model or not os.path.isfile(str(model)):
-            raise SmenInputError(f"the model file {model} does not exist: choose a SMEN .onnx model (demo: {DEMO_MODEL})", "model")
+            raise SmenInputError(
+                f"the model file {model} does not exist: choose a SMEN .onnx model (demo: {DEMO_MODEL})", "model"
+            )
         try:
             model = open_model(str(model), provider=provider, threads=threads)
         except (ModelError, InputError) as exc:
             raise SmenInputError(str(exc), "model") from None
-    inputs = load_inputs(current_36km, history_36km, history_3km, k=model.k,
-                         current_date=current_date, history_dates=history_dates)
+    inputs = load_inputs(
+        current_36km, history_36km, history_3km, k=model.k, current_date=current_date, history_dates=history_dates
+    )
     t1 = time.perf_counter()
-    sm, mask, offset = estimate_arrays(model, inputs.current, inputs.history_low, inputs.history_high,
-                                       tile_px=tile_px, progress=progress, is_cancelled=is_cancelled)
+    sm, mask, offset = estimate_arrays(
+        model,
+        inputs.current,
+        inputs.history_low,
+        inputs.history_high,
+        tile_px=tile_px,
+        progress=progress,
+        is_cancelled=is_cancelled,
+    )
     t2 = time.perf_counter()
     transform = inputs.transform
     if crs != EASE2_CRS:
@@ -772,8 +885,15 @@ def estimate_sm_3km(
     }
     log.info("wrote %s: %d x %d px in %s, mean %.3f m3/m3", output_path, sm.shape[1], sm.shape[0], crs, stats["mean"])
     return SmenRunResult(
-        output_path=str(output_path), width=sm.shape[1], height=sm.shape[0], crs=crs, transform=tuple(transform)[:6],
-        label=model.label, provider=model.provider, anchor_offset=offset, stats=stats,
+        output_path=str(output_path),
+        width=sm.shape[1],
+        height=sm.shape[0],
+        crs=crs,
+        transform=tuple(transform)[:6],
+        label=model.label,
+        provider=model.provider,
+        anchor_offset=offset,
+        stats=stats,
         seconds={"read": t1 - t0, "inference": t2 - t1, "write": time.perf_counter() - t2},
     )
 
@@ -793,12 +913,19 @@ def sample_inputs(sample_dir: str | os.PathLike = SAMPLE_DIR) -> dict[str, Any]:
     }
 
 
-def demo_processing_params(output_path: str, sample_dir: str | os.PathLike = SAMPLE_DIR,
-                           model: str | os.PathLike = DEMO_MODEL) -> dict[str, Any]:
+def demo_processing_params(
+    output_path: str, sample_dir: str | os.PathLike = SAMPLE_DIR, model: str | os.PathLike = DEMO_MODEL
+) -> dict[str, Any]:
     """Parameters of ``smqgis:estimate_sm_3km`` for the bundled sample (processing.run; qgis_process repeats lists)."""
     s = sample_inputs(sample_dir)
-    return {"MODEL": str(model), "CURRENT_36KM": s["current_36km"], "HISTORY_36KM": s["history_36km"],
-            "HISTORY_3KM": s["history_3km"], "PROVIDER": 1, "OUTPUT": str(output_path)}
+    return {
+        "MODEL": str(model),
+        "CURRENT_36KM": s["current_36km"],
+        "HISTORY_36KM": s["history_36km"],
+        "HISTORY_3KM": s["history_3km"],
+        "PROVIDER": 1,
+        "OUTPUT": str(output_path),
+    }
 
 
 def ubrmse(truth: np.ndarray, estimate: np.ndarray) -> float:
@@ -816,16 +943,31 @@ def summarize(path: str, sample_dir: str | os.PathLike | None = SAMPLE_DIR) -> d
         sm = ds.read(1).astype(np.float64)
         hist = ds.read(2)
         sm[sm == ds.nodata] = np.nan
-        out = {"path": str(path), "width": ds.width, "height": ds.height, "crs": ds.crs.to_string(),
-               "pixel_m": ds.transform.a, "label": ds.tags().get("MODEL_LABEL", ""),
-               "date": ds.tags().get("CURRENT_DATE", ""), "min": float(np.nanmin(sm)), "max": float(np.nanmax(sm)),
-               "mean": float(np.nanmean(sm)), "history_fraction": float(np.mean(hist[np.isfinite(sm)] > 0))}
+        out = {
+            "path": str(path),
+            "width": ds.width,
+            "height": ds.height,
+            "crs": ds.crs.to_string(),
+            "pixel_m": ds.transform.a,
+            "label": ds.tags().get("MODEL_LABEL", ""),
+            "date": ds.tags().get("CURRENT_DATE", ""),
+            "min": float(np.nanmin(sm)),
+            "max": float(np.nanmax(sm)),
+            "mean": float(np.nanmean(sm)),
+            "history_fraction": float(np.mean(hist[np.isfinite(sm)] > 0)),
+        }
         same_grid = ds.crs.to_epsg() == 6933
     if sample_dir is not None and same_grid:
         s = sample_inputs(sample_dir)
         truth = read_grid_raster(s["truth_3km"], "truth_3km", EASE2_3KM_M).values
-        inputs = load_inputs(s["current_36km"], s["history_36km"], s["history_3km"], k=len(s["history_36km"]),
-                             current_date=s["current_date"], history_dates=s["history_dates"])
+        inputs = load_inputs(
+            s["current_36km"],
+            s["history_36km"],
+            s["history_3km"],
+            k=len(s["history_36km"]),
+            current_date=s["current_date"],
+            history_dates=s["history_dates"],
+        )
         if truth.shape == sm.shape:
             out["ubrmse_vs_truth"] = ubrmse(truth, sm)
             out["ubrmse_36km_input_vs_truth"] = ubrmse(truth, inputs.current)
@@ -841,8 +983,16 @@ def demo_summary(output_path: str, *, run: bool = True, provider: str = "cpu") -
     """
     if run:
         s = sample_inputs()
-        estimate_sm_3km(str(DEMO_MODEL), s["current_36km"], s["history_36km"], s["history_3km"], output_path,
-                        current_date=s["current_date"], history_dates=s["history_dates"], provider=provider)
+        estimate_sm_3km(
+            str(DEMO_MODEL),
+            s["current_36km"],
+            s["history_36km"],
+            s["history_3km"],
+            output_path,
+            current_date=s["current_date"],
+            history_dates=s["history_dates"],
+            provider=provider,
+        )
     info = summarize(output_path)
     lines = [
         f"3 km map (SMEN) {info['path']}: {info['width']} x {info['height']} px of {info['pixel_m']:.0f} m in "
@@ -854,5 +1004,6 @@ def demo_summary(output_path: str, *, run: bool = True, provider: str = "cpu") -
     if "ubrmse_vs_truth" in info:
         lines.append(
             f"  uRMSE vs the simulated 3 km truth: {info['ubrmse_vs_truth']:.4f} m3/m3 (the 36 km input itself: "
-            f"{info['ubrmse_36km_input_vs_truth']:.4f})")
+            f"{info['ubrmse_36km_input_vs_truth']:.4f})"
+        )
     return "\n".join(lines)
