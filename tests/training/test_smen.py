@@ -14,6 +14,7 @@ from training.simulate.smen_data import (
     SmenRegion,
     SmenSimulator,
     block_mean,
+    swath_mask,
     upsample_nearest,
 )
 from training.smen.config import SmenConfig
@@ -100,20 +101,28 @@ def test_model_variants_inputs_and_output_shape() -> None:
 
 @pytest.fixture(scope="module")
 def small_series():
-    """A 6 x 6-cell (72 x 72 px, 216 km) region sampled every 1.5 km, 60 days: the benchmark's generator, fast."""
-    sim = SmenSimulator(SmenRegion(cells_36km=6, sub_px=2, n_days=60))
+    """A 2 x 2-cell (24 x 24 px, 72 km) region sampled every 1.5 km, 60 days: the benchmark's generator, fast."""
+    sim = SmenSimulator(SmenRegion(cells_36km=2, sub_px=2, n_days=60))
     return sim, sim.series()
 
 
 def test_simulated_series_is_consistent(small_series) -> None:
     sim, series = small_series
-    assert series.truth_3km.shape[1:] == (72, 72) and series.radiometer_36km.shape[1:] == (6, 6)
+    assert series.truth_3km.shape[1:] == (24, 24) and series.radiometer_36km.shape[1:] == (2, 2)
     np.testing.assert_allclose(block_mean(series.truth_3km, EASE2_FACTOR_3KM), series.truth_36km, atol=1e-6)
     assert list(series.days[:4]) == [0, 6, 12, 18]  # two orbits, 6 days apart, each repeating every 12 days
     err = series.radiometer_36km - series.truth_36km
     assert 0.005 < float(np.std(err)) < 0.05  # a radiometer error of the documented size
     covered = np.isfinite(series.active_passive_3km)
-    assert 0.3 < covered[series.has_product].mean() < 0.95  # swaths leave part of the region missing
+    assert covered[series.has_product].all()  # a 72 km region fits in a 250 km swath
+    dropped = [d for d in range(0, 1096, 6) if not swath_mask(SmenRegion(), d).any()]
+    assert 0.03 < len(dropped) / len(range(0, 1096, 6)) < 0.2  # about one acquisition in ten has no product
+    # on the benchmark's 324 km region each swath leaves part of the region missing, the two orbits cover it
+    big = SmenRegion()
+    asc, desc = swath_mask(big, 12), swath_mask(big, 18)
+    assert 0.5 < asc.mean() < 0.9 and 0.5 < desc.mean() < 0.9 and (asc | desc).mean() > 0.98
+    assert asc[54, 0] and not asc[54, -1] and desc[54, -1] and not desc[54, 0]  # west / east of the centre
+    assert not swath_mask(big, 13).any()  # no Sentinel-1 pass between the orbits' days
     # where the product exists it is truth + the radiometer's 36 km error + pixel noise
     resid = series.active_passive_3km - series.truth_3km - upsample_nearest(err, EASE2_FACTOR_3KM)
     assert 0.01 < float(np.nanstd(resid)) < 0.03

@@ -249,6 +249,30 @@ def static_in_tiles(world: World, xs: np.ndarray, ys: np.ndarray) -> StaticField
     return StaticFields(**{name: np.concatenate([r[name] for r in rows], axis=0) for name in rows[0]})
 
 
+def swath_mask(region: SmenRegion, day: int) -> np.ndarray:
+    """[H, W] bool: 3 km pixels of ``region`` inside the Sentinel-1 swath on ``day`` (empty off the orbits' days).
+
+    Orbit A (days 0, 12, ...) has its swath centre line 60 km west of the region's centre, orbit B
+    (days 6, 18, ...) 60 km east; both tilted 12 deg from north, 250 km wide; one acquisition in
+    ten (hashed from the seed and the day) is dropped.
+    """
+    r = region
+    phase = int(day) % S1_REPEAT_DAYS
+    empty = np.zeros((r.px_3km, r.px_3km), dtype=bool)
+    if phase not in (0, S1_SECOND_ORBIT_DAY):
+        return empty
+    if hash_uniform(np.int64(day), np.int64(0), salt_of(r.seed, "smen", "dropped")) < PRODUCT_DROP_FRACTION:
+        return empty
+    sign = -1.0 if phase == 0 else 1.0  # ascending west of centre, descending east
+    cx = r.x0_m + r.size_m / 2 + sign * S1_CENTRE_OFFSET_M
+    cy = r.y_top_m - r.size_m / 2
+    xs = r.x0_m + EASE2_3KM_M * (np.arange(r.px_3km) + 0.5)
+    ys = r.y_top_m - EASE2_3KM_M * (np.arange(r.px_3km) + 0.5)
+    tilt = np.tan(np.radians(S1_TILT_DEG)) * sign
+    across = (xs[None, :] - cx) - tilt * (ys[:, None] - cy)
+    return np.abs(across) <= S1_SWATH_M / 2
+
+
 class SmenSimulator:
     """Evaluates the 3 km truth and both products of a region on any day."""
 
@@ -284,21 +308,8 @@ class SmenSimulator:
         return np.clip(RADIOMETER_GAIN * truth_36km + RADIOMETER_OFFSET + bias + noise, *SM_RANGE)
 
     def swath_mask(self, day: int) -> np.ndarray:
-        """[H, W] bool: 3 km pixels inside the Sentinel-1 swath on ``day`` (empty off the orbits' days)."""
-        r = self.region
-        phase = int(day) % S1_REPEAT_DAYS
-        if phase not in (0, S1_SECOND_ORBIT_DAY):
-            return np.zeros((r.px_3km, r.px_3km), dtype=bool)
-        if hash_uniform(np.int64(day), np.int64(0), self._salt("dropped")) < PRODUCT_DROP_FRACTION:
-            return np.zeros((r.px_3km, r.px_3km), dtype=bool)
-        sign = -1.0 if phase == 0 else 1.0  # ascending west of centre, descending east
-        cx = r.x0_m + r.size_m / 2 + sign * S1_CENTRE_OFFSET_M
-        cy = r.y_top_m - r.size_m / 2
-        xs = r.x0_m + EASE2_3KM_M * (np.arange(r.px_3km) + 0.5)
-        ys = r.y_top_m - EASE2_3KM_M * (np.arange(r.px_3km) + 0.5)
-        tilt = np.tan(np.radians(S1_TILT_DEG)) * sign
-        across = (xs[None, :] - cx) - tilt * (ys[:, None] - cy)
-        return np.abs(across) <= S1_SWATH_M / 2
+        """[H, W] bool: 3 km pixels inside the Sentinel-1 swath on ``day`` (see :func:`swath_mask`)."""
+        return swath_mask(self.region, day)
 
     def active_passive(
         self, truth_3km: np.ndarray, truth_36km: np.ndarray, radiometer: np.ndarray, day: int
