@@ -10,6 +10,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..paths import ICON_PATH
+from .estimate_sm_3km import EstimateSm3kmAlgorithm
 from .estimate_sm_320m import EstimateSm320mAlgorithm
 from .estimate_sm_published import EstimateSmPublishedAlgorithm
 from .ids import PROVIDER_ID
@@ -46,3 +47,4 @@ class SmqgisProvider(QgsProcessingProvider):
         self.addAlgorithm(ImportPublishedModelAlgorithm())
         self.addAlgorithm(EstimateSmPublishedAlgorithm())
         self.addAlgorithm(ValidateInsituAlgorithm())
+        self.addAlgorithm(EstimateSm3kmAlgorithm())

@@ -90,7 +90,8 @@ def test_class_factory_registers_and_unregisters_the_provider(smqgis_provider: o
         assert provider is plugin.provider
         ids = [alg.id() for alg in provider.algorithms()]
         assert ids[0] == ALG_ID
-        assert {"smqgis:import_published_model", "smqgis:estimate_sm_published", "smqgis:validate_insitu"} <= set(ids)
+        assert {"smqgis:import_published_model", "smqgis:estimate_sm_published", "smqgis:validate_insitu",
+                "smqgis:estimate_sm_3km"} <= set(ids)
         # the engine is not imported at plugin load time
         assert heavy & set(sys.modules) == loaded_before
     finally:

@@ -54,6 +54,7 @@ REGISTRY: dict[str, ModelKind] = {
         ModelKind("fusion_320m", "Fusion model (paper 000), 320 m", 320.0, ".fusion", "estimate_sm_320m"),
         ModelKind("published_tf1_fusion", "Published fusion model (paper 000, authors' TF-1 release), 320 m", 320.0,
                   ".published", "estimate_sm_published"),
+        ModelKind("smen_3km", "SMEN downscaling (paper 002), 3 km", 3000.0, ".smen", "estimate_sm_3km"),
     )
 }
 
