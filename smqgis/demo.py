@@ -215,6 +215,28 @@ def validate_against_sensors(maps: list[str], sensors_csv: Path, no_report: bool
     return "\n".join(text)
 
 
+def smen_demo(output: str, via: str) -> str:
+    """The 3 km map of the SMEN sample (resources/sample_smen) with the demo SMEN model, and its summary.
+
+    With ``via="qgis_process"`` the map is made by ``smqgis:estimate_sm_3km`` run by qgis_process
+    (list parameters repeated once per item), else by ``smqgis.core.kinds.smen`` directly.
+    """
+    from .core.kinds import smen
+
+    if via != "qgis_process":
+        return smen.demo_summary(output)
+    params = smen.demo_processing_params(output)
+    args = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list) else [value]:
+            args.append(f"--{key}={item}")
+    proc = subprocess.run([qgis_process_executable(), "run", "smqgis:estimate_sm_3km", "--json", *args],  # noqa: S603
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"qgis_process failed on the 3 km map ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return "made by: qgis_process run smqgis:estimate_sm_3km\n" + smen.demo_summary(output, run=False)
+
+
 def qgis_process_executable() -> str:
     """The qgis_process binary (Debian 12's wrapper is broken on 3.22: prefer qgis_process.bin)."""
     for name in ("qgis_process.bin", "qgis_process"):
@@ -361,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         help="core: call smqgis.core directly; qgis_process: run the plugin's Processing algorithm",
     )
     parser.add_argument("--no-png", action="store_true", help="do not write the quicklook PNG")
+    parser.add_argument("--no-smen", action="store_true", help="do not make the 3 km SMEN map")
     parser.add_argument(
         "--no-validation", action="store_true", help="do not validate the maps against the sample's simulated sensors"
     )
@@ -418,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_png:
         png = quicklook(rows, str(Path(rows[0]["output"]).with_suffix(".png")), label)
         sys.stdout.write(f"\nquicklook (a row per date: SMAP | estimate | truth | scatter): {png}\n")
+    if not args.no_smen:
+        sys.stdout.write("\n" + smen_demo(str(Path(rows[0]["output"]).with_name("soil_moisture_3km.tif")), args.via)
+                         + "\n")
     sensors = sample / SAMPLE_SENSORS
     if sensors.is_file() and not args.no_validation:
         sys.stdout.write("\n" + validate_against_sensors([r["output"] for r in rows], sensors, args.no_png) + "\n")
