@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     world = World(WorldConfig(seed=args.seed))
     build_sample_dates(args.sample_dir, world)
+    from .sample_sensors import make_sensors_csv
+
+    make_sensors_csv(Path(args.sample_dir))
     LOG.info("sample scene written to %s in %.1f s", args.sample_dir, time.perf_counter() - start)
     if args.sample_only:
         return
