@@ -19,6 +19,11 @@ export QGIS_PLUGINPATH := $(BUILD)/plugins
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
+# Plugin zip for plugins.qgis.org (git-tracked files only; checked against the validator's rules)
+.PHONY: package
+package:
+	$(SYS_PY) tools/package_plugin.py --out $(ROOT)/dist
+
 .PHONY: all demo test test-train test-qgis lint system venv venv-train plugin-link clean bench resources help
 
 help:

@@ -377,10 +377,9 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             from ..core.kinds.fusion import estimate_sm_320m
             from ..core.pipeline import needed_bands, open_model
         except ImportError as exc:
-            raise QgsProcessingException(
-                f"smqgis needs the Python packages numpy (<2), onnxruntime and rasterio in QGIS's Python "
-                f"({exc}); install them, e.g. `python3 -m pip install 'numpy<2' onnxruntime rasterio`."
-            ) from None
+            from ..deps import missing_message
+
+            raise QgsProcessingException(f"{missing_message()} ({exc})") from None
 
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(DEMO_MODEL_PATH)
         provider = EXECUTION_PROVIDERS[self.parameterAsEnum(parameters, self.PROVIDER, context)]
