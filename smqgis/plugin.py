@@ -72,9 +72,12 @@ class SmqgisPlugin:
     def initProcessing(self) -> None:  # noqa: N802 - QGIS plugin API
         """Register the smqgis Processing provider (idempotent)."""
         if self.provider is None:
-            self.provider = SmqgisProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
-            LOGGER.debug("registered Processing provider %s", self.provider.id())
+            provider = SmqgisProvider()
+            if QgsApplication.processingRegistry().addProvider(provider):
+                self.provider = provider
+                LOGGER.debug("registered Processing provider %s", provider.id())
+            else:  # another smqgis provider is registered (QGIS deleted this one)
+                LOGGER.warning("the smqgis Processing provider is already registered")
 
     def initGui(self) -> None:  # noqa: N802 - QGIS plugin API
         """Desktop start-up: the provider, and the actions that open the panel and the installer."""

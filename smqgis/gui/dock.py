@@ -382,7 +382,7 @@ class SmqgisDock(QgsDockWidget):
         context = QgsProcessingContext()
         context.setProject(QgsProject.instance())
         feedback = QgsProcessingFeedback()
-        feedback.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        feedback.progressChanged.connect(self._progress)  # a slot of the dock: queued to the GUI thread
         task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
         task.executed.connect(self._executed)
         self._run_refs = (alg, context, feedback)
@@ -394,6 +394,9 @@ class SmqgisDock(QgsDockWidget):
         self._set_status(tr("Running {id}...").format(id=alg_id))
         QgsApplication.taskManager().addTask(task)
 
+    def _progress(self, percent: float) -> None:
+        self.progress.setValue(int(percent))
+
     def cancel(self) -> None:
         """Cancel the running task (the algorithm stops at its next check and writes nothing)."""
         if self.task is not None:
@@ -403,7 +406,7 @@ class SmqgisDock(QgsDockWidget):
 
     def _executed(self, ok: bool, results: dict[str, Any]) -> None:
         feedback = self._run_refs[2]
-        cancelled = feedback.isCanceled()
+        cancelled = feedback.isCanceled() and not ok  # a run that finished before the cancel keeps its map
         self.task = None
         self._run_refs = ()
         self.run_button.setEnabled(True)
