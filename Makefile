@@ -19,6 +19,23 @@ export QGIS_PLUGINPATH := $(BUILD)/plugins
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
+# lrelease (Debian qttools5-dev-tools) compiles the translations (i18n/*.ts -> .qm, committed).
+$(BUILD)/.lrelease-ok: $(BUILD)/.system-ok
+	@if ! command -v lrelease >/dev/null 2>&1; then \
+	  echo ">> installing qttools5-dev-tools (lrelease, for the translations)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends qttools5-dev-tools ; \
+	fi
+	@touch $@
+system: $(BUILD)/.lrelease-ok
+test-qgis: $(BUILD)/.lrelease-ok
+
+.PHONY: translations
+translations: $(BUILD)/.lrelease-ok
+	$(SYS_PY) tools/make_ts_de.py
+	lrelease -silent i18n/smqgis_de.ts -qm i18n/smqgis_de.qm
+
 # Plugin zip for plugins.qgis.org (git-tracked files only; checked against the validator's rules)
 .PHONY: package
 package:

@@ -372,6 +372,11 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         """Translate the parameters, run the engine, and style the result for loading."""
+        from ..deps import REQUIRED_FOR_MAPS, missing_message, missing_packages
+
+        missing = missing_packages(REQUIRED_FOR_MAPS)
+        if missing:
+            raise QgsProcessingException(missing_message(missing))
         try:
             from ..core.errors import Cancelled, SmqgisError
             from ..core.kinds.fusion import estimate_sm_320m

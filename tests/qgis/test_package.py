@@ -110,6 +110,7 @@ import sys
 from qgis.core import QgsApplication
 app = QgsApplication([], False)
 app.initQgis()
+sys.path.append(QgsApplication.pkgDataPath() + "/python/plugins")  # QGIS's Processing plugin
 from processing.core.Processing import Processing
 Processing.initialize()
 import qgis.utils
