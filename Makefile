@@ -106,6 +106,17 @@ test-qgis: $(BUILD)/.chromium-ok
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Security scans as on plugins.qgis.org: bandit (medium and above) on smqgis/, detect-secrets on tracked files.
+.PHONY: security qt6-check
+security: venv
+	$(VENV)/bin/bandit -q -r smqgis -ll
+	$(VENV)/bin/detect-secrets scan | $(VENV)/bin/python -c 'import json,sys; r=json.load(sys.stdin)["results"]; print(r or "detect-secrets: nothing found"); sys.exit(bool(r))'
+lint: security
+
+# QGIS 4 / Qt 6: QGIS's pyqt5_to_pyqt6 script (if put in build/pyqt5_to_pyqt6/) or its rules must find nothing.
+qt6-check: venv
+	$(VENV)/bin/python tools/qt6_check.py
+
 test: lint test-train test-qgis
 
 # Regenerate the bundled sample scene and the demo model from fixed seeds (simulated world).

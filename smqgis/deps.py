@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import re
-import subprocess  # nosec B404 - runs pip with QGIS's own Python, arguments as a list, no shell
+import subprocess  # nosec B404
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
@@ -173,7 +173,7 @@ class PlanRefusedError(RuntimeError):
 @functools.lru_cache(maxsize=4)
 def pip_version(python: Path | str) -> tuple[int, ...]:
     """The version of pip in ``python`` (``()`` if it has none)."""
-    proc = subprocess.run(  # nosec B603 - list arguments, no shell
+    proc = subprocess.run(  # nosec B603
         [str(python), "-m", "pip", "--version"], capture_output=True, text=True, timeout=60, check=False
     )
     match = re.match(r"pip (\d+)\.(\d+)", proc.stdout)
@@ -324,7 +324,7 @@ def _run(cmd: list[str], say: Callable[[str], None]) -> bool:
     """Run pip (list arguments, no shell), feeding its output to ``say``; True on success."""
     LOGGER.debug("running %s", cmd)
     try:
-        proc = subprocess.run(  # nosec B603 - list arguments, no shell, QGIS's own Python
+        proc = subprocess.run(  # nosec B603
             cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

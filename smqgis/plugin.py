@@ -108,7 +108,7 @@ class SmqgisPlugin:
 
             self.dock = SmqgisDock(self.iface, self.iface.mainWindow() if self.iface is not None else None)
             if self.iface is not None:
-                self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+                self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.show()
         self.dock.raise_()
         return self.dock
@@ -118,7 +118,7 @@ class SmqgisPlugin:
         from .gui.deps_dialog import DependencyDialog
 
         missing = deps.missing_packages()
-        DependencyDialog(missing or [], self.iface.mainWindow() if self.iface is not None else None).exec_()
+        DependencyDialog(missing or [], self.iface.mainWindow() if self.iface is not None else None).exec()
 
     def unload(self) -> None:
         """Remove the provider, the actions and the panel when QGIS unloads or reloads the plugin."""

@@ -18,7 +18,7 @@ import argparse
 import configparser
 import logging
 import re
-import subprocess  # nosec B404 - runs git on the repository's own files
+import subprocess  # nosec B404
 import sys
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -69,7 +69,7 @@ class PackageError(ValueError):
 
 def tracked_files(root: Path = ROOT) -> list[str]:
     """The repository's git-tracked files (POSIX paths relative to ``root``), sorted."""
-    out = subprocess.run(  # nosec B603 B607 - fixed git command, no shell
+    out = subprocess.run(  # nosec B603 B607
         ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True
     ).stdout.decode()
     return sorted(p for p in out.split("\0") if p)

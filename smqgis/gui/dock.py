@@ -185,7 +185,7 @@ class SmqgisDock(QgsDockWidget):
         self.layer_combos: dict[str, QgsMapLayerComboBox] = {}
         for key, param in LAYER_PARAMETERS.items():
             combo = QgsMapLayerComboBox(self.layers_box)
-            combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+            combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
             combo.setAllowEmptyLayer(True)
             combo.setLayer(None)
             self.layer_combos[param] = combo
@@ -203,7 +203,7 @@ class SmqgisDock(QgsDockWidget):
         model_form.addRow(tr("Other model file"), self.model_file)
         self.model_info = QLabel(model_box)
         self.model_info.setWordWrap(True)
-        self.model_info.setTextFormat(Qt.RichText)
+        self.model_info.setTextFormat(Qt.TextFormat.RichText)
         model_form.addRow(self.model_info)
         self.mode = QComboBox(model_box)
         for mode in MODES:
@@ -218,7 +218,7 @@ class SmqgisDock(QgsDockWidget):
         box.addWidget(model_box)
 
         self.output = QgsFileWidget(body)
-        self.output.setStorageMode(QgsFileWidget.SaveFile)
+        self.output.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output.setFilter(tr("GeoTIFF (*.tif)"))
         self.output.setToolTip(tr("Where to write the map; empty: a temporary file"))
         out_row = QFormLayout()
@@ -453,7 +453,7 @@ class SmqgisDock(QgsDockWidget):
         from .deps_dialog import DependencyDialog
 
         self._set_status(tr("Missing Python packages: {names}").format(names=", ".join(missing)), error=True)
-        DependencyDialog(missing, parent=self).exec_()
+        DependencyDialog(missing, parent=self).exec()
 
     def _toggle_pick_tool(self, on: bool) -> None:
         if self.canvas is None or self.pick_tool is None:

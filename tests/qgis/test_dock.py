@@ -78,7 +78,7 @@ def test_run_on_the_sample_gives_the_styled_map(dock: Any, sample_run: dict[str,
         x, y = src.xy(int(row), int(col))
     dock.pick_button.setChecked(True)
     assert canvas.mapTool() is dock.pick_tool
-    dock.pick_tool.canvasClicked.emit(QgsPointXY(x, y), Qt.LeftButton)
+    dock.pick_tool.canvasClicked.emit(QgsPointXY(x, y), Qt.MouseButton.LeftButton)
     assert dock.pixel_value.text().endswith(f"{float(ours[row, col]):.3f} m3/m3")
     far = dock.pick_tool.value_at(QgsPointXY(x + 1e7, y), layer.crs())
     assert far is None
@@ -99,10 +99,10 @@ def test_cancel_stops_the_run_and_leaves_nothing(dock: Any, tmp_path: Path) -> N
     dock.run_button.click()
     task = dock.task
     deadline = time.monotonic() + 60
-    while task.status() != QgsTask.Running and time.monotonic() < deadline:
+    while task.status() != QgsTask.TaskStatus.Running and time.monotonic() < deadline:
         QCoreApplication.processEvents()
         time.sleep(0.02)
-    assert task.status() == QgsTask.Running
+    assert task.status() == QgsTask.TaskStatus.Running
     running = time.monotonic()
     while time.monotonic() - running < 1.5:  # mid-run: the exact-mode sample run takes ~20-50 s here
         QCoreApplication.processEvents()
