@@ -19,6 +19,28 @@ export QGIS_PLUGINPATH := $(BUILD)/plugins
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
+# lrelease (Debian qttools5-dev-tools) compiles the translations (i18n/*.ts -> .qm, committed).
+$(BUILD)/.lrelease-ok: $(BUILD)/.system-ok
+	@if ! command -v lrelease >/dev/null 2>&1; then \
+	  echo ">> installing qttools5-dev-tools (lrelease, for the translations)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends qttools5-dev-tools ; \
+	fi
+	@touch $@
+system: $(BUILD)/.lrelease-ok
+test-qgis: $(BUILD)/.lrelease-ok
+
+.PHONY: translations
+translations: $(BUILD)/.lrelease-ok
+	$(SYS_PY) tools/make_ts_de.py
+	lrelease -silent i18n/smqgis_de.ts -qm i18n/smqgis_de.qm
+
+# Plugin zip for plugins.qgis.org (git-tracked files only; checked against the validator's rules)
+.PHONY: package
+package:
+	$(SYS_PY) tools/package_plugin.py --out $(ROOT)/dist
+
 .PHONY: all demo test test-train test-qgis lint system venv venv-train plugin-link clean bench resources help
 
 help:
@@ -83,6 +105,17 @@ test-qgis: $(BUILD)/.chromium-ok
 # ruff (rules and line length in pyproject.toml) over the whole repository
 lint: venv
 	$(VENV)/bin/ruff check .
+
+# Security scans as on plugins.qgis.org: bandit (medium and above) on smqgis/, detect-secrets on tracked files.
+.PHONY: security qt6-check
+security: venv
+	$(VENV)/bin/bandit -q -r smqgis -ll
+	$(VENV)/bin/detect-secrets scan | $(VENV)/bin/python -c 'import json,sys; r=json.load(sys.stdin)["results"]; print(r or "detect-secrets: nothing found"); sys.exit(bool(r))'
+lint: security
+
+# QGIS 4 / Qt 6: QGIS's pyqt5_to_pyqt6 script (if put in build/pyqt5_to_pyqt6/) or its rules must find nothing.
+qt6-check: venv
+	$(VENV)/bin/python tools/qt6_check.py
 
 test: lint test-train test-qgis
 

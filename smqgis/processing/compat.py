@@ -21,7 +21,7 @@ if hasattr(Qgis, "ProcessingNumberParameterType"):  # QGIS >= 3.36
     FILE_BEHAVIOR_FILE = Qgis.ProcessingFileParameterBehavior.File
     FLAG_ADVANCED = Qgis.ProcessingParameterFlag.Advanced
 else:  # QGIS 3.22 - 3.34
-    NUMBER_DOUBLE = QgsProcessingParameterNumber.Double
-    NUMBER_INTEGER = QgsProcessingParameterNumber.Integer
-    FILE_BEHAVIOR_FILE = QgsProcessingParameterFile.File
-    FLAG_ADVANCED = QgsProcessingParameterDefinition.FlagAdvanced
+    NUMBER_DOUBLE = QgsProcessingParameterNumber.Type.Double
+    NUMBER_INTEGER = QgsProcessingParameterNumber.Type.Integer
+    FILE_BEHAVIOR_FILE = QgsProcessingParameterFile.Behavior.File
+    FLAG_ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced

@@ -372,15 +372,19 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         """Translate the parameters, run the engine, and style the result for loading."""
+        from ..deps import REQUIRED_FOR_MAPS, missing_message, missing_packages
+
+        missing = missing_packages(REQUIRED_FOR_MAPS)
+        if missing:
+            raise QgsProcessingException(missing_message(missing))
         try:
             from ..core.errors import Cancelled, SmqgisError
             from ..core.kinds.fusion import estimate_sm_320m
             from ..core.pipeline import needed_bands, open_model
         except ImportError as exc:
-            raise QgsProcessingException(
-                f"smqgis needs the Python packages numpy (<2), onnxruntime and rasterio in QGIS's Python "
-                f"({exc}); install them, e.g. `python3 -m pip install 'numpy<2' onnxruntime rasterio`."
-            ) from None
+            from ..deps import missing_message
+
+            raise QgsProcessingException(f"{missing_message()} ({exc})") from None
 
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(DEMO_MODEL_PATH)
         provider = EXECUTION_PROVIDERS[self.parameterAsEnum(parameters, self.PROVIDER, context)]

@@ -119,8 +119,9 @@ class EstimateSmPublishedAlgorithm(EstimateSm320mAlgorithm):
             from ..core.kinds import published
             from ..core.pipeline import needed_bands
         except ImportError as exc:
-            raise QgsProcessingException(
-                f"smqgis needs numpy (<2), onnxruntime and rasterio in QGIS's Python ({exc}).") from None
+            from ..deps import missing_message
+
+            raise QgsProcessingException(f"{missing_message()} ({exc})") from None
 
         model_path = self.parameterAsFile(parameters, self.MODEL, context)
         if not model_path:

@@ -250,7 +250,9 @@ class ImportPublishedModelAlgorithm(QgsProcessingAlgorithm):
             from ..core.errors import SmqgisError
             from ..core.kinds.published import open_model
         except ImportError as exc:
-            raise QgsProcessingException(f"smqgis needs numpy (<2) and onnxruntime in QGIS's Python ({exc}).") from None
+            from ..deps import missing_message
+
+            raise QgsProcessingException(f"{missing_message(['onnxruntime'])} ({exc})") from None
         try:
             return open_model(str(path), provider="cpu")
         except SmqgisError as exc:

@@ -70,9 +70,9 @@ if hasattr(Qgis, "ProcessingSourceType"):  # QGIS >= 3.36
     TYPE_RASTER = Qgis.ProcessingSourceType.Raster
     TYPE_POINT = Qgis.ProcessingSourceType.VectorPoint
 else:
-    TYPE_RASTER = QgsProcessing.TypeRaster
-    TYPE_POINT = QgsProcessing.TypeVectorPoint
-WKB_POINT = Qgis.WkbType.Point if hasattr(Qgis, "WkbType") else QgsWkbTypes.Point  # Qgis.WkbType: QGIS >= 3.30
+    TYPE_RASTER = QgsProcessing.SourceType.TypeRaster
+    TYPE_POINT = QgsProcessing.SourceType.TypeVectorPoint
+WKB_POINT = Qgis.WkbType.Point if hasattr(Qgis, "WkbType") else QgsWkbTypes.Type.Point  # Qgis.WkbType: QGIS >= 3.30
 try:  # QGIS >= 3.38 / Qt 6: fields are typed with QMetaType
     from qgis.PyQt.QtCore import QMetaType
 
