@@ -43,10 +43,8 @@ ESTIMATE_SM_3KM = "estimate_sm_3km"
 PLUGIN_DIR = Path(__file__).resolve().parents[2]
 DEMO_SMEN_MODEL_PATH = PLUGIN_DIR / "resources" / "models" / "demo_smen_simulated.onnx"
 
-if hasattr(QgsProcessing, "SourceType") and hasattr(QgsProcessing.SourceType, "TypeRaster"):  # QGIS >= 3.36
-    RASTER_TYPE = QgsProcessing.SourceType.TypeRaster
-else:  # QGIS 3.22 - 3.34
-    RASTER_TYPE = QgsProcessing.TypeRaster
+#: Scoped enum spelling: valid on QGIS 3.22's PyQt5 and required by QGIS 4's PyQt6.
+RASTER_TYPE = QgsProcessing.SourceType.TypeRaster
 
 
 class EstimateSm3kmAlgorithm(QgsProcessingAlgorithm):
