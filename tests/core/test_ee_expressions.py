@@ -9,7 +9,6 @@ type, the request grid (UTM, scale), and the SMAP product switch after 2022-08-0
 from __future__ import annotations
 
 import json
-
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
