@@ -10,6 +10,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..paths import ICON_PATH
+from .earth_engine import EeSignInAlgorithm, FetchInputsEeAlgorithm, SoilMoistureMapEeAlgorithm
 from .estimate_sm_320m import EstimateSm320mAlgorithm
 from .estimate_sm_published import EstimateSmPublishedAlgorithm
 from .ids import PROVIDER_ID
@@ -46,3 +47,6 @@ class SmqgisProvider(QgsProcessingProvider):
         self.addAlgorithm(ImportPublishedModelAlgorithm())
         self.addAlgorithm(EstimateSmPublishedAlgorithm())
         self.addAlgorithm(ValidateInsituAlgorithm())
+        self.addAlgorithm(EeSignInAlgorithm())
+        self.addAlgorithm(FetchInputsEeAlgorithm())
+        self.addAlgorithm(SoilMoistureMapEeAlgorithm())
