@@ -311,7 +311,7 @@ def test_a_killed_download_resumes_without_refetching(fake, reference, tmp_path:
 
 
 def test_no_sentinel1_in_the_window_is_a_clear_error(fake, tmp_path: Path) -> None:
-    req = sample_request("2021-01-01T00:00:00Z")
+    req = sample_request("2020-06-01T00:00:00Z")  # no sample date in the 6 days before
     with pytest.raises(EarthEngineError) as err:
         ee_maps.fetch_inputs(req, str(tmp_path))
     assert err.value.reason == "no_image" and err.value.role == "sentinel1"

@@ -104,6 +104,7 @@ class FakeEarthEngine:
         self.lock = threading.Lock()
         self.dates = sample_dates()
         self.server: ThreadingHTTPServer | None = None
+        self._bands: dict[Path, tuple[dict[str, np.ndarray], Any, Any]] = {}
 
     # -- answers ---------------------------------------------------------------------------------------------
     def selection(self, expr: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +131,6 @@ class FakeEarthEngine:
         return out
 
     def pixels(self, body: dict[str, Any]) -> bytes:
-        import rasterio
         from affine import Affine
         from rasterio.io import MemoryFile
         from rasterio.warp import Resampling, reproject
@@ -157,14 +157,10 @@ class FakeEarthEngine:
                                at["translateY"])
         names = body["bandIds"]
         out = np.zeros((len(names), h, w), dtype=np.float64)
-        with rasterio.open(folder / f"{key}.tif") as src:
-            for i, name in enumerate(names):
-                b = list(src.descriptions).index(name) + 1
-                data = src.read(b).astype(np.float64)
-                valid = src.read_masks(b) > 0
-                data = np.where(valid, data * src.scales[b - 1] + src.offsets[b - 1], np.nan)
-                reproject(data, out[i], src_transform=src.transform, src_crs=src.crs, dst_transform=dst_transform,
-                          dst_crs=g["crsCode"], resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+        bands, src_transform, src_crs = self.sample_bands(folder / f"{key}.tif")
+        for i, name in enumerate(names):
+            reproject(bands[name], out[i], src_transform=src_transform, src_crs=src_crs, dst_transform=dst_transform,
+                      dst_crs=g["crsCode"], resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
         out = np.where(np.isnan(out), 0.0, out)
         if pixel_type != "float32":
             out = np.round(out)
@@ -174,6 +170,21 @@ class FakeEarthEngine:
             with mem.open(**profile) as dst:
                 dst.write(out.astype(pixel_type))
             return mem.read()
+
+    def sample_bands(self, path: Path) -> tuple[dict[str, np.ndarray], Any, Any]:
+        """A sample file's bands in physical units (NaN where masked), read once."""
+        import rasterio
+
+        with self.lock:
+            if path not in self._bands:
+                with rasterio.open(path) as src:
+                    bands = {}
+                    for b, name in enumerate(src.descriptions, start=1):
+                        data = src.read(b).astype(np.float64)
+                        valid = src.read_masks(b) > 0
+                        bands[name] = np.where(valid, data * src.scales[b - 1] + src.offsets[b - 1], np.nan)
+                    self._bands[path] = (bands, src.transform, src.crs)
+            return self._bands[path]
 
     # -- server ----------------------------------------------------------------------------------------------
     def start(self) -> str:
