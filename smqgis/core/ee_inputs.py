@@ -33,6 +33,9 @@ DEFAULT_S1_WINDOW_DAYS = 6.0
 HIGH_RES_M = 10.0
 #: Sources whose native pixel is at most this (m) are fetched at :data:`HIGH_RES_M` (S1, S2, and the 30 m DEM).
 HIGH_RES_NATIVE_MAX_M = 30.0
+#: Largest pixel (m) SoilGrids (no native grid in the table: Homolosine) is fetched at on the UTM grid: under the
+#: 320 m output pixel, so Earth Engine's nearest resampling moves its cell boundaries by at most 50 m.
+COARSE_FETCH_MAX_M = 100.0
 #: One millisecond: Earth Engine date ranges are [start, end), so "at or before t" ends at t + 1 ms.
 END_INCLUSIVE_MS = 1
 
@@ -65,6 +68,7 @@ def product_for(source: sources.Source, when: datetime) -> dict[str, Any]:
         "ee_band": {b.name: b.ee_name for b in source.bands},
         "to_native_scale": 1.0,
         "native_resolution_m": source.native_resolution_m,
+        "native_grid": source.ee_native_grid,
         "successor": False,
     }
     if not source.valid_to or not source.successor:
@@ -78,6 +82,7 @@ def product_for(source: sources.Source, when: datetime) -> dict[str, Any]:
         "ee_band": {b.name: succ["ee_band"] for b in source.bands},
         "to_native_scale": float(succ.get("to_native_scale", 1.0)),
         "native_resolution_m": float(succ.get("native_resolution_m", source.native_resolution_m)),
+        "native_grid": succ.get("ee_native_grid", {}),
         "successor": True,
     }
 
@@ -148,19 +153,31 @@ class PixelGrid:
 
 
 def source_grid(area: Area, source: sources.Source, when: datetime | None = None) -> PixelGrid:
-    """The grid ``source`` is downloaded on: the area's UTM zone, 10 m for fine sources, native for coarse.
+    """The grid ``source`` is downloaded on.
 
-    Coarse grids are snapped to multiples of their pixel size and cover the area (so a 10 km SMAP pixel
-    is whole); fine grids are snapped to 10 m.
+    SMAP and GLDAS come on their product's own grid (``ee_native_grid`` of the table: 0.1 deg, 0.25 deg, or
+    EASE-Grid 2.0 9 km for the SMAP successor) covering the area plus one cell, so the mapping step resamples
+    them exactly as it would the product's own files; other sources on the area's UTM zone, 10 m for the fine
+    ones and the product's pixel size up to :data:`COARSE_FETCH_MAX_M` for SoilGrids.
     """
-    native = product_for(source, when)["native_resolution_m"] if when is not None else source.native_resolution_m
-    res = HIGH_RES_M if native <= HIGH_RES_NATIVE_MAX_M else float(native)
+    from .grid import bounds_in
+
+    product = product_for(source, when) if when is not None else product_for(source, datetime(2000, 1, 1))
+    native = product["native_grid"]
     eps = 1e-6  # px: bounds already on the grid stay there
-    x0 = math.floor(area.bounds[0] / res + eps) * res
-    x1 = math.ceil(area.bounds[2] / res - eps) * res
-    y1 = math.floor(area.bounds[1] / res + eps) * res
-    y0 = math.ceil(area.bounds[3] / res - eps) * res
-    return PixelGrid(area.crs, x0, y0, res, int(round((x1 - x0) / res)), int(round((y0 - y1) / res)))
+    if native:
+        crs, res = native["crs"], float(native["step"])
+        b = bounds_in(area.crs, area.bounds, crs)
+        margin = 1  # cell: the area's edge may sit on a cell boundary
+    else:
+        crs, b, margin = area.crs, area.bounds, 0
+        nat = product["native_resolution_m"]
+        res = HIGH_RES_M if nat <= HIGH_RES_NATIVE_MAX_M else min(float(nat), COARSE_FETCH_MAX_M)
+    x0 = (math.floor(b[0] / res + eps) - margin) * res
+    x1 = (math.ceil(b[2] / res - eps) + margin) * res
+    y1 = (math.floor(b[1] / res + eps) - margin) * res
+    y0 = (math.ceil(b[3] / res - eps) + margin) * res
+    return PixelGrid(crs, x0, y0, res, int(round((x1 - x0) / res)), int(round((y0 - y1) / res)))
 
 
 @dataclass

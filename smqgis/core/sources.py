@@ -127,6 +127,9 @@ class Source:
         (``ee_collection`` with ``{band}`` replaced by the band's name).
     ee_dtype : str
         Pixel type requested from Earth Engine (numpy name); sets the bytes per pixel of a download.
+    ee_native_grid : dict
+        The product's own grid (``crs``, ``step`` in its units), for coarse products fetched on it; empty:
+        fetched on the area's UTM grid.
     """
 
     key: str
@@ -145,6 +148,7 @@ class Source:
     ee_filters: dict[str, Any] = field(default_factory=dict)
     ee_asset: str = "collection"
     ee_dtype: str = "float32"
+    ee_native_grid: dict[str, Any] = field(default_factory=dict)
 
     def band(self, name: str) -> Band:
         """The band called ``name``; KeyError naming the bands there are."""
@@ -312,7 +316,10 @@ SOURCES: dict[str, Source] = {
                 # harmonize to the trained-on quantity: mm of water in the top 0.05 m
                 "to_native_scale": 50.0,
                 "native_resolution_m": 9000.0,
+                # EASE-Grid 2.0 global, 9 km (9008.05 m)
+                "ee_native_grid": {"crs": "EPSG:6933", "step": 9008.055210146},
             },
+            ee_native_grid={"crs": "EPSG:4326", "step": 0.1},
         ),
         Source(
             key="gldas",
@@ -333,6 +340,7 @@ SOURCES: dict[str, Source] = {
             native_resolution_m=27750.0,
             temporal_bound_s=6 * HOUR_S,
             attribution="GLDAS-2.1, NASA GES DISC (Beaudoing & Rodell 2020)",
+            ee_native_grid={"crs": "EPSG:4326", "step": 0.25},
         ),
     )
 }

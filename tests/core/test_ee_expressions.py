@@ -181,25 +181,26 @@ class EarthEngineExpressionTest(apitestcase.ApiTestCase):
     def test_request_grid_is_the_utm_zone_at_10_m_and_native_for_coarse(self) -> None:
         req = self.request()
         assert req.area.crs == "EPSG:32614"
-        expected = {"sentinel1": 10.0, "sentinel2": 10.0, "dem": 10.0, "soilgrids": 250.0, "smap": 10000.0,
-                    "gldas": 27750.0}
-        for key, res in expected.items():
+        # (crs, pixel size in its units): fine on UTM at 10 m, SoilGrids on UTM at 100 m, SMAP and GLDAS native
+        expected = {"sentinel1": ("EPSG:32614", 10.0), "sentinel2": ("EPSG:32614", 10.0),
+                    "dem": ("EPSG:32614", 10.0), "soilgrids": ("EPSG:32614", 100.0),
+                    "smap": ("EPSG:4326", 0.1), "gldas": ("EPSG:4326", 0.25)}
+        for key, (crs, res) in expected.items():
             grid = ei.source_grid(req.area, sources.SOURCES[key], req.when)
             params = ei.compute_pixels_params(key, {"id": "x/y", "successor": False}, grid)
             g = params["grid"]
-            assert g["crsCode"] == "EPSG:32614"
+            assert g["crsCode"] == crs
             assert g["affineTransform"]["scaleX"] == res and g["affineTransform"]["scaleY"] == -res
-            # the grid covers the area, snapped to whole pixels
             x0, y0 = g["affineTransform"]["translateX"], g["affineTransform"]["translateY"]
-            assert x0 % res == 0 and y0 % res == 0
-            assert x0 <= SAMPLE_EXTENT[0] and y0 >= SAMPLE_EXTENT[3]
-            assert x0 + g["dimensions"]["width"] * res >= SAMPLE_EXTENT[2]
-            assert y0 - g["dimensions"]["height"] * res <= SAMPLE_EXTENT[1]
+            assert abs(x0 / res - round(x0 / res)) < 1e-6 and abs(y0 / res - round(y0 / res)) < 1e-6  # on the grid
+            box = SAMPLE_EXTENT if crs == "EPSG:32614" else req.area.lonlat_bounds
+            assert x0 <= box[0] and y0 >= box[3]  # covers the area
+            assert x0 + g["dimensions"]["width"] * res >= box[2] and y0 - g["dimensions"]["height"] * res <= box[1]
             assert params["fileFormat"] == "GEO_TIFF" and params["bandIds"] == sources.SOURCES[key].band_names
         s1 = ei.source_grid(req.area, sources.SOURCES["sentinel1"], req.when)
         assert (s1.width, s1.height) == (512, 512)  # 5.12 km at 10 m
-        smap_after = ei.source_grid(req.area, sources.SOURCES["smap"], datetime(2023, 1, 1, tzinfo=timezone.utc))
-        assert smap_after.res_m == 9000.0  # the successor's own 9 km
+        after = ei.source_grid(req.area, sources.SOURCES["smap"], datetime(2023, 1, 1, tzinfo=timezone.utc))
+        assert after.crs == "EPSG:6933" and after.res_m == 9008.055210146  # the successor's EASE-Grid 2.0 9 km
 
     def test_selection_parsing_and_no_image_errors(self) -> None:
         req = self.request("2020-04-25T12:00:00Z")
