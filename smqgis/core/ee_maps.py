@@ -33,6 +33,8 @@ from .errors import Cancelled, InputError
 
 log = logging.getLogger(__name__)
 
+#: Sources whose age (hours before the Sentinel-1 anchor) gets a band in the map (issue 11).
+AGE_SOURCES = ("sentinel2", "smap", "gldas")
 #: Name of the manifest written beside the fetched inputs.
 MANIFEST_NAME = "manifest_ee.json"
 
@@ -178,7 +180,9 @@ def soil_moisture_map(model: Any, extent: tuple[float, float, float, float], ext
     dates : list of str
         Requested times (ISO-8601, UTC).
     output_path : str
-        Target GeoTIFF: bands ``soil_moisture <anchor>`` (m3/m3) and ``input_coverage <anchor>`` (0-1) per date.
+        Target GeoTIFF; per date the bands ``soil_moisture`` (m3/m3), ``input_coverage`` (0-1) and
+        ``age_hours <source>`` (h before the Sentinel-1 anchor, for :data:`AGE_SOURCES`); with several dates
+        each description ends with the date's anchor time.
     work_dir : str
         Folder for the fetched inputs (``<date>/``) and their cache.
 
@@ -221,35 +225,40 @@ def soil_moisture_map(model: Any, extent: tuple[float, float, float, float], ext
         {"requested_utc": d["requested_utc"], "anchor_utc": d["anchor_utc"],
          "images": {s: {"id": v["id"], "offset_s": v["offset_s"]} for s, v in d["images"].items()}}
         for d in per_date])
-    if n == 1:
-        with rasterio.open(maps[0][1], "r+") as dst:
-            dst.update_tags(EE_SELECTION=selection_tag)
-        os.replace(maps[0][1], output_path)
-    else:
-        with rasterio.open(maps[0][1]) as first:
-            profile = first.profile
-            tags = first.tags()
-        profile.update(count=2 * n)
-        out_dir = os.path.dirname(os.path.abspath(output_path))
-        fd, tmp = tempfile.mkstemp(prefix=".smqgis-ee-", suffix=".tif", dir=out_dir)
-        os.close(fd)
-        try:
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for j, (anchor, path) in enumerate(maps):
-                    with rasterio.open(path) as src:
-                        data = src.read()
-                    dst.write(data[0].astype(np.float32), 2 * j + 1)
-                    dst.write(data[1].astype(np.float32), 2 * j + 2)
-                    dst.set_band_description(2 * j + 1, f"soil_moisture {anchor}")
-                    dst.set_band_description(2 * j + 2, f"input_coverage {anchor}")
-                    dst.set_band_unit(2 * j + 1, "m3/m3")
-                    dst.set_band_unit(2 * j + 2, "fraction")
-                tags.update(SERIES_DATES=json.dumps([a for a, _ in maps]), EE_SELECTION=selection_tag)
-                dst.update_tags(**tags)
-            os.replace(tmp, output_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    with rasterio.open(maps[0][1]) as first:
+        profile = first.profile
+        tags = first.tags()
+        nodata = first.nodata
+    ages = [k for k in AGE_SOURCES if k in per_date[0]["images"]]
+    per = 2 + len(ages)
+    profile.update(count=per * n)
+    out_dir = os.path.dirname(os.path.abspath(output_path))
+    fd, tmp = tempfile.mkstemp(prefix=".smqgis-ee-", suffix=".tif", dir=out_dir)
+    os.close(fd)
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for j, ((anchor, path), d) in enumerate(zip(maps, per_date)):
+                with rasterio.open(path) as src:
+                    data = src.read()
+                valid = data[0] != nodata
+                suffix = f" {anchor}" if n > 1 else ""
+                bands = [("soil_moisture", data[0], "m3/m3"), ("input_coverage", data[1], "fraction")]
+                for k in ages:
+                    # hours between the image and the Sentinel-1 anchor, where the map has a value
+                    hours = d["images"][k]["offset_s"] / 3600.0
+                    bands.append((f"age_hours {k}", np.where(valid, hours, nodata), "h"))
+                for b, (name, arr, unit) in enumerate(bands, start=per * j + 1):
+                    dst.write(arr.astype(np.float32), b)
+                    dst.set_band_description(b, name + suffix)
+                    dst.set_band_unit(b, unit)
+            tags.update(EE_SELECTION=selection_tag)
+            if n > 1:
+                tags.update(SERIES_DATES=json.dumps([a for a, _ in maps]))
+            dst.update_tags(**tags)
+        os.replace(tmp, output_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     say(100.0, "map written")
     return {"output_path": output_path, "dates": per_date}

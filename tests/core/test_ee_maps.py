@@ -58,6 +58,7 @@ def test_map_from_earth_engine_agrees_with_the_map_from_the_files(fake, tmp_path
         assert np.abs(a[valid] - b[valid]).mean() < 0.01
         assert np.corrcoef(a[valid], b[valid])[0, 1] > 0.95
         selection = json.loads(got.tags()["EE_SELECTION"])
+        assert got.descriptions[:2] == ("soil_moisture", "input_coverage")
     assert selection[0]["anchor_utc"] == "2020-04-25T00:30:00Z"
     assert selection[0]["images"]["sentinel1"]["id"] == "COPERNICUS/S1_GRD/smqgis_sample_20200425"
     assert result["dates"][0]["images"]["smap"]["offset_s"] == 60.5 * 3600
@@ -73,8 +74,13 @@ def test_two_dates_make_one_series(fake, tmp_path: Path) -> None:
     ee_maps.soil_moisture_map(str(DEMO_MODEL_PATH), SAMPLE_EXTENT, "EPSG:32614", dates[1:], str(single),
                               str(tmp_path / "work"))
     with rasterio.open(out) as s, rasterio.open(single) as one:
-        assert s.count == 4
-        assert s.descriptions == ("soil_moisture 2020-04-25T00:30:00Z", "input_coverage 2020-04-25T00:30:00Z",
-                                  "soil_moisture 2020-10-10T00:30:00Z", "input_coverage 2020-10-10T00:30:00Z")
-        np.testing.assert_allclose(s.read(3), one.read(1), atol=1e-6)
-        assert not np.allclose(s.read(1), s.read(3))  # after rain vs a dry spell
+        names = ["soil_moisture", "input_coverage", "age_hours sentinel2", "age_hours smap", "age_hours gldas"]
+        assert s.count == 10
+        assert s.descriptions == tuple(f"{n} {a}" for a in ("2020-04-25T00:30:00Z", "2020-10-10T00:30:00Z")
+                                       for n in names)
+        assert one.descriptions == tuple(names)
+        np.testing.assert_allclose(s.read(6), one.read(1), atol=1e-6)
+        assert not np.allclose(s.read(1), s.read(6))  # after rain vs a dry spell
+        valid = s.read(1) != s.nodata
+        np.testing.assert_allclose(s.read(4)[valid], 60.5)  # the sample's SMAP ages (dates.json)
+        np.testing.assert_allclose(s.read(9)[s.read(6) != s.nodata], 12.5)
