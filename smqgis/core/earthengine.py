@@ -28,7 +28,7 @@ URL_ENV_VAR = "SMQGIS_EE_URL"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 SIGN_IN_HELP = ("sign in to Earth Engine first: run the Processing algorithm 'Sign in to Earth Engine' "
-                "(smqgis:ee_sign_in), or 'earthengine authenticate' in a terminal")
+                "(smqgis:sign_in_ee), or 'earthengine authenticate' in a terminal")
 PROJECT_HELP = ("set a Google Cloud project registered for Earth Engine "
                 "(https://code.earthengine.google.com/register): in the algorithm's 'Cloud project' parameter, "
                 "the SMQGIS_EE_PROJECT environment variable, or 'earthengine set_project PROJECT'")

@@ -1,4 +1,4 @@
-"""Processing algorithms for Earth Engine: ``ee_sign_in``, ``fetch_inputs_ee`` and ``soil_moisture_map_ee``.
+"""Processing algorithms for Earth Engine: ``sign_in_ee``, ``fetch_inputs_ee`` and ``soil_moisture_map_ee``.
 
 The thin QGIS side of :mod:`smqgis.core.earthengine` and :mod:`smqgis.core.ee_maps`: they read
 the parameters (extent, dates, model, Cloud project, Sentinel-1 window, parallel requests, size
@@ -164,7 +164,7 @@ class EeSignInAlgorithm(QgsProcessingAlgorithm):
         return EeSignInAlgorithm()
 
     def name(self) -> str:
-        return "ee_sign_in"
+        return "sign_in_ee"
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Sign in to Earth Engine")

@@ -148,7 +148,7 @@ def test_non_retryable_errors_fail_at_once_with_advice() -> None:
     with pytest.raises(EarthEngineError) as err:
         ee_fetch.with_retries(call, sleep=sleep)
     assert len(calls) == 1 and not sleep.delays
-    assert err.value.reason == "not_signed_in" and "smqgis:ee_sign_in" in str(err.value)
+    assert err.value.reason == "not_signed_in" and "smqgis:sign_in_ee" in str(err.value)
 
 
 @pytest.mark.parametrize(("text", "status", "reason"), [

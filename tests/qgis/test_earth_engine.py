@@ -47,7 +47,7 @@ def fake_ee(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_algorithms_are_registered_with_their_parameters(smqgis_provider: Any) -> None:
     algs = {a.id(): a for a in smqgis_provider.algorithms()}
-    for alg_id in ("smqgis:ee_sign_in", "smqgis:fetch_inputs_ee", "smqgis:soil_moisture_map_ee"):
+    for alg_id in ("smqgis:sign_in_ee", "smqgis:fetch_inputs_ee", "smqgis:soil_moisture_map_ee"):
         assert alg_id in algs
     fetch = {p.name() for p in algs["smqgis:fetch_inputs_ee"].parameterDefinitions()}
     assert {"EXTENT", "DATETIME", "MODEL", "PROJECT", "S1_WINDOW_DAYS", "WORKERS", "LIMIT_GIB",
