@@ -85,6 +85,16 @@ def ms(iso: str) -> int:
 class EarthEngineExpressionTest(apitestcase.ApiTestCase):
     """Serialized expressions per source (real algorithm signatures, no network)."""
 
+    def setUp(self) -> None:
+        # ApiTestCase replaces ee.data._install_cloud_api_resource and does not put it back; later tests that
+        # initialise against the local fake endpoint need the real one
+        self._install = ee.data._install_cloud_api_resource
+        super().setUp()
+
+    def tearDown(self) -> None:
+        super().tearDown()
+        ee.data._install_cloud_api_resource = self._install
+
     def request(self, when: str = "2020-04-25T12:00:00Z", **kw: Any) -> ei.Request:
         area = ei.Area.from_extent(SAMPLE_EXTENT, "EPSG:32614")
         return ei.Request(area, when, **kw)
