@@ -44,3 +44,17 @@ class InferenceError(SmqgisError):
 
 class Cancelled(SmqgisError):  # noqa: N818 - the user's choice, not an error
     """The user cancelled the run; nothing was written."""
+
+
+class EarthEngineError(SmqgisError):
+    """Earth Engine refused or failed a request; ``reason`` says which case (the message says what to do).
+
+    ``reason`` is one of ``"not_signed_in"``, ``"project"`` (no Cloud project, or one not registered for
+    Earth Engine), ``"quota"`` (HTTP 429), ``"no_image"`` (nothing for the date and area), ``"too_large"``
+    (a request or a run above the limits), ``"server"`` (5xx after the retries) or ``"other"``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "other", role: str | None = None,
+                 parameter: str | None = None) -> None:
+        super().__init__(message, role=role, parameter=parameter)
+        self.reason = reason

@@ -122,6 +122,14 @@ class Source:
         empty: the order of ``bands``.
     ee_filters : dict
         Earth Engine filters of the collection.
+    ee_asset : {"collection", "image", "image_per_band"}
+        How the product is stored in Earth Engine: a time series, one image, or one image per band
+        (``ee_collection`` with ``{band}`` replaced by the band's name).
+    ee_dtype : str
+        Pixel type requested from Earth Engine (numpy name); sets the bytes per pixel of a download.
+    ee_native_grid : dict
+        The product's own grid (``crs``, ``step`` in its units), for coarse products fetched on it; empty:
+        fetched on the area's UTM grid.
     """
 
     key: str
@@ -138,6 +146,9 @@ class Source:
     successor: dict[str, Any] = field(default_factory=dict)
     standard_order: tuple[str, ...] = ()
     ee_filters: dict[str, Any] = field(default_factory=dict)
+    ee_asset: str = "collection"
+    ee_dtype: str = "float32"
+    ee_native_grid: dict[str, Any] = field(default_factory=dict)
 
     def band(self, name: str) -> Band:
         """The band called ``name``; KeyError naming the bands there are."""
@@ -191,7 +202,7 @@ SOURCES: dict[str, Source] = {
             native_resolution_m=10.0,
             temporal_bound_s=1 * HOUR_S,
             attribution="Contains modified Copernicus Sentinel data",
-            ee_filters={"instrumentMode": "IW"},
+            ee_filters={"instrumentMode": "IW", "transmitterReceiverPolarisation": ["VV", "VH"]},
         ),
         Source(
             key="sentinel2",
@@ -208,7 +219,10 @@ SOURCES: dict[str, Source] = {
             # all 13 L1C bands, the order of a full-product export
             standard_order=("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"),
             attribution="Contains modified Copernicus Sentinel data",
-            ee_filters={"max_cloud_percent": 30.0, "cloud_property": "CLOUDY_PIXEL_PERCENTAGE"},
+            ee_filters={"max_cloud_percent": 30.0, "cloud_property": "CLOUDY_PIXEL_PERCENTAGE",
+                        # QA60 bits 10 (opaque clouds) and 11 (cirrus) mask a pixel out
+                        "mask_band": "QA60", "mask_bits": [10, 11]},
+            ee_dtype="uint16",
         ),
         Source(
             key="dem",
@@ -229,6 +243,8 @@ SOURCES: dict[str, Source] = {
             native_resolution_m=30.0,
             temporal_bound_s=None,
             attribution="NASADEM, NASA JPL",
+            ee_asset="image",
+            ee_dtype="int16",
         ),
         Source(
             key="soilgrids",
@@ -277,6 +293,8 @@ SOURCES: dict[str, Source] = {
             native_resolution_m=250.0,
             temporal_bound_s=None,
             attribution="SoilGrids 2.0 (ISRIC), CC BY 4.0, Poggio et al. 2021",
+            ee_asset="image_per_band",
+            ee_dtype="int16",
         ),
         Source(
             key="smap",
@@ -298,7 +316,10 @@ SOURCES: dict[str, Source] = {
                 # harmonize to the trained-on quantity: mm of water in the top 0.05 m
                 "to_native_scale": 50.0,
                 "native_resolution_m": 9000.0,
+                # EASE-Grid 2.0 global, 9 km (9008.05 m)
+                "ee_native_grid": {"crs": "EPSG:6933", "step": 9008.055210146},
             },
+            ee_native_grid={"crs": "EPSG:4326", "step": 0.1},
         ),
         Source(
             key="gldas",
@@ -319,6 +340,7 @@ SOURCES: dict[str, Source] = {
             native_resolution_m=27750.0,
             temporal_bound_s=6 * HOUR_S,
             attribution="GLDAS-2.1, NASA GES DISC (Beaudoing & Rodell 2020)",
+            ee_native_grid={"crs": "EPSG:4326", "step": 0.25},
         ),
     )
 }

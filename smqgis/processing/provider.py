@@ -10,6 +10,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..paths import ICON_PATH
+from .earth_engine import EeSignInAlgorithm, FetchInputsEeAlgorithm, SoilMoistureMapEeAlgorithm
 from .estimate_sm_3km import EstimateSm3kmAlgorithm
 from .estimate_sm_320m import EstimateSm320mAlgorithm
 from .estimate_sm_published import EstimateSmPublishedAlgorithm
@@ -48,3 +49,6 @@ class SmqgisProvider(QgsProcessingProvider):
         self.addAlgorithm(EstimateSmPublishedAlgorithm())
         self.addAlgorithm(ValidateInsituAlgorithm())
         self.addAlgorithm(EstimateSm3kmAlgorithm())
+        self.addAlgorithm(EeSignInAlgorithm())
+        self.addAlgorithm(FetchInputsEeAlgorithm())
+        self.addAlgorithm(SoilMoistureMapEeAlgorithm())
