@@ -178,7 +178,7 @@ class EeSignInAlgorithm(QgsProcessingAlgorithm):
     def flags(self) -> Any:
         # the flow may open a browser and wait: keep it on the main thread (QGIS 4 spells the flag in Qgis)
         enum = getattr(Qgis, "ProcessingAlgorithmFlag", None)
-        no_threading = enum.NoThreading if enum is not None else QgsProcessingAlgorithm.FlagNoThreading
+        no_threading = enum.NoThreading if enum is not None else QgsProcessingAlgorithm.Flag.FlagNoThreading
         return super().flags() | no_threading
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
