@@ -212,7 +212,13 @@ def check_values(layers: dict[str, Any], bounds: tuple[float, float, float, floa
     warnings: list[str] = []
     samples = {}
     for key, layer in layers.items():
-        check_identity(layer)
+        if key == "sentinel2":
+            small = sorted({layer.dataset.dtypes[i - 1] for i in layer.band_index.values()} & {"int8", "uint8"})
+            if small:
+                raise InputError(
+                    f"SENTINEL2: {layer.path} is stored as {small[0]} (at most 255), but L1C DN run 0-10000 and need "
+                    "16 bits: the values were cut or rescaled; export the bands as uint16 DN (Earth Engine: "
+                    "image.toUint16())", role=key)
         sample = sample_layer(layer, bounds, crs)
         samples[key] = sample
         name = os.path.basename(layer.path)

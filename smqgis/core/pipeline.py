@@ -363,6 +363,8 @@ def prepare(model: Any, inputs: dict[str, LayerInput], *, extent: tuple | None =
                                      product=li.product, units=li.units, dn_offset=li.dn_offset)
             warnings.extend(layers[key].warnings)
             notes.extend(layers[key].notes)
+        for layer in layers.values():
+            checks.check_identity(layer)
         tags, time_warnings = checks.check_times(layers, ignore_time_bounds=ignore_time_bounds)
         warnings.extend(time_warnings)
         grid = make_grid(layers, model.metadata, extent, extent_crs, dst_crs, warnings)

@@ -508,9 +508,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         message = str(error)
         spec = next((s for s in INPUT_PARAMETERS if s.source == error.role), None)
         if spec is not None:
-            extra = "".join(f", {name}" for name in (spec.units_param, spec.product_param, spec.constant_param)
-                            if name)
-            return f"{message} (here: the raster is {spec.layer_param}, its band order {spec.bands_param}{extra})"
+            return f"{message} (here: the raster is {spec.layer_param}, its band order {spec.bands_param})"
         if error.parameter in self.CORE_PARAMETERS:
             return f"{message} (parameter {self.CORE_PARAMETERS[error.parameter]})"
         return message
@@ -686,7 +684,13 @@ def _is_choice(value: Any, options: list[str]) -> bool:
 
 def extent_problem(value: Any, rect: Any) -> str:
     """What is wrong with an EXTENT value ('' when it is an area)."""
-    if rect.isNull() or not all(map(_finite, (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()))):
+    import re
+
+    number = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
+    text_ok = not isinstance(value, str) or re.fullmatch(rf"{number},{number},{number},{number}(\[[^\]]*\])?\s*",
+                                                        value) is not None
+    finite = all(map(_finite, (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())))
+    if not text_ok or not finite or (rect.isNull() and not isinstance(value, str)):
         return (f"EXTENT: {value!r} is not an extent; give 'xmin,xmax,ymin,ymax [EPSG:code]' (e.g. "
                 "'599040,604160,3947840,3952960 [EPSG:32614]') or leave it empty for where the inputs overlap")
     if rect.width() <= 0 or rect.height() <= 0:
