@@ -530,17 +530,24 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             if spec.source not in needs:
                 feedback.pushWarning(f"{spec.layer_param} is ignored: the model does not use {spec.source}.")
                 continue
-            layer = self.parameterAsRasterLayer(parameters, spec.layer_param, context)
-            if layer is None or not layer.isValid():
-                raise QgsProcessingException(
-                    f"{spec.layer_param} could not be opened as a raster, but the model needs a {spec.label} raster "
-                    f"with the bands {', '.join(needs[spec.source])}: choose a GDAL raster file or layer for "
-                    f"{spec.layer_param}."
-                )
+            value = parameters.get(spec.layer_param)
+            # a file given by name is read by GDAL only: a QGIS layer would compute statistics and leave an
+            # .aux.xml beside the user's file
+            count = None
+            if isinstance(value, str) and not QgsProject_has_layer(context, value):
+                path, count = value, gdal_band_count(value)
+            if count is None:
+                layer = self.parameterAsRasterLayer(parameters, spec.layer_param, context)
+                if layer is None or not layer.isValid():
+                    raise QgsProcessingException(
+                        f"{spec.layer_param} could not be opened as a raster, but the model needs a {spec.label} "
+                        f"raster with the bands {', '.join(needs[spec.source])}: choose a GDAL raster file or layer "
+                        f"for {spec.layer_param}."
+                    )
+                path, count = gdal_path(layer), layer.bandCount()
             bands_text = self.parameterAsString(parameters, spec.bands_param, context)
-            layer_input = LayerInput(path=gdal_path(layer),
-                                     bands=parse_band_order(bands_text, spec.source, layer.bandCount(),
-                                                            spec.bands_param))
+            layer_input = LayerInput(path=path, bands=parse_band_order(bands_text, spec.source, count,
+                                                                       spec.bands_param))
             if spec.constant_param and parameters.get(spec.constant_param) not in (None, ""):
                 value = self.parameterAsDouble(parameters, spec.constant_param, context)
                 layer_input.fallback_constants = {constant_band(spec.source).name: value}
@@ -589,7 +596,12 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         problem = self.parameter_problem(parameters, context)
         if problem:
             return False, problem
-        return super().checkParameterValues(parameters, context)
+        # QGIS's own check loads each raster as a layer, whose statistics GDAL then saves in an .aux.xml beside
+        # the user's file; the rasters were checked above with GDAL alone
+        files = {spec.layer_param for spec in INPUT_PARAMETERS
+                 if isinstance(parameters.get(spec.layer_param), str)
+                 and not QgsProject_has_layer(context, parameters[spec.layer_param])}
+        return super().checkParameterValues({k: v for k, v in parameters.items() if k not in files}, context)
 
     def parameter_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
         """What is wrong with the parameters as given, naming the parameter ('' when nothing is)."""
@@ -613,8 +625,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
                     return f"{spec.layer_param}: {path} is a folder; choose a raster file in it"
                 if os.path.isfile(path) and os.path.getsize(path) == 0:
                     return f"{spec.layer_param}: {path} is an empty file (0 bytes); choose a complete raster file"
-                layer = self.parameterAsRasterLayer(parameters, spec.layer_param, context)
-                if layer is None or not layer.isValid():
+                if gdal_band_count(path) is None:
                     return (f"{spec.layer_param}: {path} exists but GDAL cannot read it as a raster (a corrupt "
                             "file, or a NetCDF/HDF file whose subdataset must be named, e.g. "
                             "NETCDF:\"file.nc4\":variable)")
@@ -669,6 +680,18 @@ def QgsProject_has_layer(context: QgsProcessingContext, value: str) -> bool:  # 
     if project is None:
         return False
     return project.mapLayer(value) is not None or bool(project.mapLayersByName(value))
+
+
+def gdal_band_count(path: str) -> int | None:
+    """Band count of the raster GDAL opens at ``path`` (None if it cannot); reads the header only."""
+    try:
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as ds:
+            return int(ds.count)
+    except (ImportError, RasterioError, OSError):
+        return None
 
 
 def _is_choice(value: Any, options: list[str]) -> bool:
