@@ -84,7 +84,6 @@ def clean_stale_parts(*folders: str) -> list[str]:
 
 def check_writable(output_path: str) -> None:
     """Raise InputError (``parameter="output_path"``) unless a GeoTIFF can be created at ``output_path``."""
-    folder = os.path.dirname(os.path.abspath(output_path)) or "."
     if not isinstance(output_path, (str, os.PathLike)) or not str(output_path).strip():
         raise InputError(f"the output path {output_path!r} is not a file name; give a .tif file to write the map to",
                          parameter="output_path")

@@ -142,7 +142,7 @@ CASES: list[tuple[str, str, Any, dict[str, Any], str, str]] = [
      "no valid data"),
     ("smap_m3m3_as_ssm", "SMAP", _file("smap.tif", values=_all(lambda a: a / 50.0)), {}, "SMAP", "m3/m3"),
     ("smap_all_nan", "SMAP", _file("smap.tif", values=_all(lambda a: a * np.nan)), {}, "SMAP", "no valid data"),
-    ("dem_as_smap", "SMAP", lambda src, case: str(src / "dem.tif"), {}, "SMAP", "a band of dem"),
+    ("dem_as_smap", "SMAP", lambda src, case: str(src / "dem.tif"), {}, "SMAP", "the dem product"),
     ("dem_values_as_ssm", "SMAP", _file("smap.tif", values=_all(lambda a: a * 0 + 320.0)), {}, "SMAP",
      "outside the physical range"),
     ("smap_gldas_swapped", "SMAP", lambda src, case: str(src / "gldas.tif"), {"GLDAS": "smap"}, "SMAP",
@@ -151,7 +151,7 @@ CASES: list[tuple[str, str, Any, dict[str, Any], str, str]] = [
      "Table 5"),
     ("smap_after_product_end", "SMAP", _file("smap.tif", tags={"ACQUISITION_TIME": "2023-04-25T00:00:00Z"}), {},
      "SMAP", "after NASA_USDA/HSL/SMAP10KM_soil_moisture ended"),
-    ("gldas_four_years_away", "GLDAS", _file("gldas.tif", tags=T2024), {}, "GLDAS", "1460.0 days after"),
+    ("gldas_four_years_away", "GLDAS", _file("gldas.tif", tags=T2024), {}, "GLDAS", "1461.0 days after"),
     ("gldas_m3m3", "GLDAS", _file("gldas.tif", values=_all(lambda a: a / 100.0)), {}, "GLDAS", "m3/m3"),
     ("dem_all_nodata", "DEM", _file("dem.tif", values=_all(lambda a: a * np.nan)), {}, "DEM", "no valid data"),
     ("output_crs_web_mercator", "OUTPUT_CRS", "EPSG:3857", {}, "OUTPUT_CRS", "EPSG:32614"),
@@ -327,11 +327,13 @@ def test_qgis_process_refuses_with_the_parameter(model_path: Path, pristine: Pat
     for key, entry in sample_manifest()["inputs"].items():
         params[SOURCE_PARAMS[key]] = str(pristine / entry["path"])
     params[name] = value(pristine, tmp_path) if callable(value) else value
-    before = _hashes(pristine)
+    before = {p: h for p, h in _hashes(pristine).items() if p.suffix == ".tif"}
     run_qgis_process("plugins", "enable", "smqgis", cwd=tmp_path, timeout=120)
     proc = run_qgis_process("run", ALG_ID, *[f"--{k}={v}" for k, v in params.items()], cwd=tmp_path, timeout=300)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-2000:]
     assert param in text and says in text, text[-2000:]
     assert list(out_dir.iterdir()) == []
-    assert _hashes(pristine) == before
+    # the inputs' bytes: qgis_process 3.22 itself loads the rasters as QGIS layers before the algorithm runs, and
+    # GDAL saves their statistics in .aux.xml files beside them (in-process runs write none: see the table above)
+    assert {p: h for p, h in _hashes(pristine).items() if p.suffix == ".tif"} == before
