@@ -190,6 +190,7 @@ def run_tiles(
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
     prefetch: bool = True,
+    tiles: list[tuple[int, int, int, int]] | None = None,
 ) -> EngineStats:
     """Run the model over every tile of ``grid`` and hand each result block to ``writer``.
 
@@ -213,6 +214,8 @@ def run_tiles(
         Polled before each tile (and by ``run_tile``); True raises :class:`Cancelled`.
     prefetch : bool
         Read the next tile on a worker thread while the current one runs.
+    tiles : list of (row0, col0, nrows, ncols), optional
+        The tiles to run (default: all of ``plan_tiles``); the others stay nodata.
 
     Returns
     -------
@@ -220,7 +223,7 @@ def run_tiles(
         Timings and running statistics.
     """
     stats = EngineStats()
-    tiles = plan_tiles(grid, tile_px)
+    tiles = plan_tiles(grid, tile_px) if tiles is None else tiles
     t_wall = time.perf_counter()
     log.info("%s: %d x %d output px in %d tile(s) of up to %d px", label or "run", grid.width, grid.height,
              len(tiles), tile_px)
@@ -251,6 +254,7 @@ def run_tiles(
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+    stats.n_pixels = grid.width * grid.height  # skipped tiles are nodata pixels of the map too
     stats.seconds["wall"] = time.perf_counter() - t_wall
     log.info("done in %.2f s: %s", stats.seconds["wall"], {k: round(v, 3) for k, v in stats.seconds.items()})
     return stats

@@ -89,7 +89,26 @@ class SourceLayer:
     acquired_utc: str | None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unit: sources.UnitOption | None = None
+    dn_offset: float | None = None
     _warped: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_physical(self, band: str, values: np.ndarray) -> np.ndarray:
+        """Apply the harmonisation, the declared unit conversion and the Sentinel-2 DN offset to ``band``'s values.
+
+        ``values`` are the file's values after GDAL scale/offset (float32, NaN for nodata).
+        """
+        if self.native_scale != 1.0:
+            values = values * np.float32(self.native_scale)
+        if self.unit is not None and band in self.unit.bands:
+            if self.unit.decibel:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values = np.where(values > 0, 10.0 * np.log10(np.where(values > 0, values, 1.0)), np.nan)
+                values = values.astype(np.float32)
+            values = values * np.float32(self.unit.scale)
+        if self.dn_offset:
+            values = values - np.float32(self.dn_offset)
+        return values
 
     @property
     def source(self) -> sources.Source:
@@ -139,8 +158,11 @@ class SourceLayer:
             scale, offset = self.dataset.scales[i - 1], self.dataset.offsets[i - 1]
             if scale != 1.0 or offset != 0.0:
                 out[k] = out[k] * scale + offset
-        if self.native_scale != 1.0:
-            out *= self.native_scale
+        if self.native_scale != 1.0 and self.unit is None and not self.dn_offset:
+            out *= self.native_scale  # the pinned arithmetic of the plain case
+        elif self.native_scale != 1.0 or self.unit is not None or self.dn_offset:
+            for k, band in enumerate(bands):
+                out[k] = self.to_physical(band, out[k])
         return out
 
     def _read_window(self, idx: list[int], transform: Any, window: Window) -> np.ndarray:
@@ -238,7 +260,12 @@ def _check_constants(source: sources.Source, constants: dict[str, float]) -> Non
         except KeyError as exc:
             raise InputError(f"a constant was given for {exc.args[0]}", role=source.key) from None
         lo, hi = band.physical_range
-        if not lo <= float(value) <= hi:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"the constant {value!r} given for the {source.key} band {name} is not a number; give "
+                             f"a value in {band.units} between {lo:g} and {hi:g}", role=source.key) from None
+        if not lo <= number <= hi:
             raise InputError(
                 f"the constant {value:g} {band.units} given for the {source.key} band {name} lies outside its "
                 f"physical range {lo:g}..{hi:g} {band.units}; give a value inside it",
@@ -248,7 +275,8 @@ def _check_constants(source: sources.Source, constants: dict[str, float]) -> Non
 
 def open_layer(key: str, path: str, needed: list[str], *, bands: dict[str, int] | None = None,
                constants: dict[str, float] | None = None, fallback_constants: dict[str, float] | None = None,
-               acquired_utc: str | None = None, product: str | None = None) -> SourceLayer:
+               acquired_utc: str | None = None, product: str | None = None, units: str | None = None,
+               dn_offset: float | None = None) -> SourceLayer:
     """Open an input raster and resolve which band is which.
 
     Parameters
@@ -268,6 +296,11 @@ def open_layer(key: str, path: str, needed: list[str], *, bands: dict[str, int] 
     acquired_utc, product : str, optional
         Provenance; ``product`` equal to the source's successor product (e.g.
         ``"NASA/SMAP/SPL4SMGP/007"``) converts its units to the trained-on ones.
+    units : str, optional
+        A declared unit conversion of ``sources.UNIT_OPTIONS`` (e.g. ``"linear"`` for Sentinel-1 in
+        linear power); None: the file holds the table's units.
+    dn_offset : float, optional
+        Sentinel-2 DN offset to remove (1000 for baseline 04.00); None: detected (``checks.check_s2_offset``).
 
     Returns
     -------
@@ -280,6 +313,17 @@ def open_layer(key: str, path: str, needed: list[str], *, bands: dict[str, int] 
         If the file cannot be opened or its bands cannot be matched to ``needed``; its ``role`` is ``key``.
     """
     source = sources.SOURCES[key]
+    options = {o.name: o for o in sources.UNIT_OPTIONS.get(key, ())}
+    if units is not None and units not in options:
+        raise InputError(f"{key.upper()}: unknown units {units!r}; choose one of {list(options) or 'none'} or leave "
+                         f"it empty for the table's units", role=key)
+    if path is None or not str(path).strip():
+        raise InputError(f"{key.upper()}: no file was given; give the path of a raster", role=key)
+    if not os.path.exists(str(path)) and "://" not in str(path) and not str(path).startswith(("/vsi", "NETCDF:",
+                                                                                                   "HDF5:", "HDF4")):
+        raise InputError(f"{key.upper()}: {path} not found; give the path of an existing raster file", role=key)
+    if os.path.isfile(str(path)) and os.path.getsize(str(path)) == 0:
+        raise InputError(f"{key.upper()}: {path} is an empty file (0 bytes); give a complete raster file", role=key)
     constants = dict(constants or {})
     fallback_constants = {b: v for b, v in (fallback_constants or {}).items() if b in needed and b not in constants}
     _check_constants(source, {**constants, **fallback_constants})
@@ -294,6 +338,8 @@ def open_layer(key: str, path: str, needed: list[str], *, bands: dict[str, int] 
     except BaseException:
         ds.close()
         raise
+    layer.unit = options.get(units) if units else None
+    layer.dn_offset = None if dn_offset is None else float(dn_offset)
     for w in layer.warnings:
         log.warning(w)
     log.debug("%s: %s bands %s crs %s bounds %s", key, path, layer.band_index, ds.crs, tuple(ds.bounds))
@@ -376,18 +422,7 @@ def _resolve_bands(source: sources.Source, ds: Any, path: str, needed: list[str]
             successor["units"],
             native_scale,
         )
-    acquired = acquired_utc or ds.tags().get("ACQUISITION_TIME")
-    if used_product == source.ee_collection and acquired:
-        if source.valid_to and acquired[:10] > source.valid_to:
-            warnings.append(
-                f"{key}: acquired {acquired[:10]}, after {source.ee_collection} ended ({source.valid_to}); "
-                f"use the successor {successor.get('ee_collection')} (product parameter)"
-            )
-        if source.valid_from and acquired[:10] < source.valid_from:
-            warnings.append(
-                f"{key}: acquired {acquired[:10]}, before {source.ee_collection} began "
-                f"({source.valid_from}); check the acquisition time"
-            )
+    acquired = acquired_utc or ds.tags().get("ACQUISITION_TIME")  # checked by checks.check_times
     for name, value in constants.items():
         note = source.band(name).constant_note
         warnings.append(

@@ -1,15 +1,20 @@
 """The last step of the flow: where the engine puts each finished block of the map.
 
-:class:`GeoTiffWriter` streams blocks into a temporary float32 GeoTIFF beside the target
-and renames it onto the target only when the run succeeds (nothing is left behind on
-failure or cancel); :class:`ArrayWriter` keeps the blocks in memory. Both take what the
+:class:`GeoTiffWriter` streams blocks into a temporary float32 GeoTIFF and renames it onto
+the target only when the run succeeds (nothing is left behind on failure or cancel);
+:class:`ArrayWriter` keeps the blocks in memory. The temporary file lives in smqgis's own
+folder (:func:`part_dir`, on the output's file system) with the writing process's id in its
+name, so a run killed with SIGKILL leaves it where the next run finds and removes it
+(:func:`clean_stale_parts`); nothing hidden is ever made beside the output. Both take what the
 engine's ``Writer`` protocol gives: soil moisture (m3/m3, :data:`engine.NODATA` where
 there is no estimate) and the input coverage (0-1).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -25,10 +30,64 @@ from .grid import ModelGrid
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 #: Internal tile side of the written GeoTIFF (px), when the map is at least that large.
 GEOTIFF_BLOCK_PX = 256
+#: Name of a temporary map: ``<pid>-<random>-<output name>.part.tif`` (in :func:`part_dir`) or, when that
+#: folder is on another file system than the output, ``<output name>.smqgis-<pid>-<random>.part.tif`` beside it.
+PART_RE = re.compile(r"^(?:(?P<pid>\d+)-[^-]+-.+|.+\.smqgis-(?P<pid2>\d+)-[^.]+)\.part\.tif$")
+
+log = logging.getLogger(__name__)
+
+
+def part_dir() -> str:
+    """smqgis's folder of temporary maps: ``$SMQGIS_TMPDIR``, else ``<system temp>/smqgis-<user id>`` (mode 0700)."""
+    folder = os.environ.get("SMQGIS_TMPDIR") or os.path.join(tempfile.gettempdir(),
+                                                              f"smqgis-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_parts(*folders: str) -> list[str]:
+    """Remove temporary maps of runs whose process is gone (killed) from ``folders``; return what was removed."""
+    removed = []
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            m = PART_RE.match(name)
+            if not m:
+                continue
+            pid = int(m.group("pid") or m.group("pid2"))
+            if _alive(pid):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                os.remove(path)
+                removed.append(path)
+                log.info("removed %s, left by a run that was killed (process %d)", path, pid)
+            except OSError:
+                pass
+    return removed
 
 
 def check_writable(output_path: str) -> None:
     """Raise InputError (``parameter="output_path"``) unless a GeoTIFF can be created at ``output_path``."""
+    if not isinstance(output_path, (str, os.PathLike)) or not str(output_path).strip():
+        raise InputError(f"the output path {output_path!r} is not a file name; give a .tif file to write the map to",
+                         parameter="output_path")
+    output_path = str(output_path)
     folder = os.path.dirname(os.path.abspath(output_path)) or "."
     if os.path.isdir(output_path):
         raise InputError(f"the output path {output_path} is a folder; give a file name ending in .tif",
@@ -39,13 +98,9 @@ def check_writable(output_path: str) -> None:
     if not os.path.isdir(folder):
         raise InputError(f"cannot write the output {output_path}: the folder {folder} does not exist or is not "
                          "writable; choose an output file in a folder you can write to", parameter="output_path")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".smqgis-probe-", dir=folder)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise InputError(f"cannot write to {folder} ({exc.strerror}); choose an output path in a writable folder",
-                         parameter="output_path") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to {folder} (permission denied); choose an output path in a writable folder",
+                         parameter="output_path")
 
 
 class ArrayWriter:
@@ -77,7 +132,13 @@ class GeoTiffWriter:
     def __init__(self, grid: ModelGrid, output_path: str) -> None:
         self.output_path = os.path.abspath(output_path)
         folder, name = os.path.split(self.output_path)
-        fd, self.tmp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=".part.tif", dir=folder)
+        parts = part_dir()
+        clean_stale_parts(parts, folder)
+        pid = os.getpid()
+        if os.stat(parts).st_dev == os.stat(folder).st_dev:  # os.replace works: the part file stays out of sight
+            fd, self.tmp_path = tempfile.mkstemp(prefix=f"{pid}-", suffix=f"-{name}.part.tif", dir=parts)
+        else:
+            fd, self.tmp_path = tempfile.mkstemp(prefix=f"{name}.smqgis-{pid}-", suffix=".part.tif", dir=folder)
         os.close(fd)
         block = GEOTIFF_BLOCK_PX
         profile = {

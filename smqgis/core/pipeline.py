@@ -14,9 +14,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from . import sources
 from .errors import InputError, ModelError
@@ -43,6 +46,16 @@ class LayerInput:
         ISO-8601 acquisition time; default: the file's ACQUISITION_TIME tag.
     product : str, optional
         Product id, e.g. "NASA/SMAP/SPL4SMGP/007" (the SMAP successor, m3/m3, harmonised to mm).
+    units : str, optional
+        A declared conversion of ``sources.UNIT_OPTIONS`` (e.g. "linear" for Sentinel-1 in linear power,
+        "reflectance" for Sentinel-2 as 0-1); None: the file holds the sources table's units.
+    dn_offset : float, optional
+        Sentinel-2 DN offset to remove (1000 for baseline 04.00, 0 for none); None: detected.
+
+    Raises
+    ------
+    InputError
+        For a path that is not a path, or bands / constants that are not what they should be.
     """
 
     path: str
@@ -51,6 +64,32 @@ class LayerInput:
     fallback_constants: dict[str, float] = field(default_factory=dict)
     acquired_utc: str | None = None
     product: str | None = None
+    units: str | None = None
+    dn_offset: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, (str, os.PathLike)) or not str(self.path).strip():
+            raise InputError(f"LayerInput needs the path of a raster file, not {self.path!r}", parameter="inputs")
+        self.path = str(self.path)
+        if self.bands is not None and (not isinstance(self.bands, dict) or not all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in self.bands.values())):
+            raise InputError(f"bands must map band names to 1-based band numbers, e.g. {{'VV': 1}}, not "
+                             f"{self.bands!r}", parameter="inputs")
+        for what in ("constants", "fallback_constants"):
+            values = getattr(self, what)
+            if not isinstance(values, dict):
+                raise InputError(f"{what} must map band names to numbers, not {values!r}", parameter="inputs")
+            for band, value in values.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(
+                        float(value)):
+                    raise InputError(f"the constant {value!r} given for band {band} is not a finite number; give a "
+                                     "value in the band's physical units", parameter="inputs")
+        if self.dn_offset is not None:
+            try:
+                self.dn_offset = float(self.dn_offset)
+            except (TypeError, ValueError):
+                raise InputError(f"dn_offset {self.dn_offset!r} is not a number (give 0 or 1000)",
+                                 parameter="inputs") from None
 
 
 @dataclass
@@ -113,6 +152,8 @@ class PreparedRun:
     reader: Any
     warnings: list[str]
     notes: list[str] = field(default_factory=list)
+    #: Tags of the checks (time offsets, the Sentinel-2 offset removed, unit conversions).
+    tags: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
         """Close the input rasters."""
@@ -137,8 +178,8 @@ def make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | None
     # the extent's CRS is resolved once, before dst_crs gets its default (the UTM zone)
     extent_crs = extent_crs or dst_crs or first_crs
     if extent is not None:
-        extent = tuple(float(v) for v in extent)
-        if len(extent) != 4 or extent[0] >= extent[2] or extent[1] >= extent[3]:
+        extent = check_extent(extent, extent_crs)
+        if extent[0] >= extent[2] or extent[1] >= extent[3]:
             raise InputError(f"the extent {extent} is not (xmin, ymin, xmax, ymax) with xmin < xmax and ymin < ymax",
                              parameter="extent")
     if dst_crs is None:
@@ -164,7 +205,14 @@ def make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | None
     if extent is None:
         grid = g.grid_inside(overlap, crs, out_res, roles)
     else:
-        ext = g.bounds_in(extent_crs, extent, crs)
+        try:
+            ext = g.bounds_in(extent_crs, extent, crs)
+        except Exception as exc:  # noqa: BLE001 - PROJ/GDAL raise several kinds for an impossible transform
+            raise InputError(f"the extent {extent} ({extent_crs}) cannot be expressed in {crs} ({exc}); check "
+                             "the extent and its CRS", parameter="extent") from None
+        if not all(math.isfinite(v) for v in ext):
+            raise InputError(f"the extent {extent} ({extent_crs}) cannot be expressed in {crs}; check the extent "
+                             "and its CRS", parameter="extent")
         if g.intersect([ext, overlap]) is None:
             raise InputError(
                 f"the extent {tuple(round(v) for v in ext)} ({crs}) lies outside the area where all inputs overlap "
@@ -177,9 +225,53 @@ def make_grid(layers: dict[str, Any], meta: dict[str, Any], extent: tuple | None
         reach = (b[0] - inset, b[1] - inset, b[2] + inset, b[3] + inset)
         if g.intersect([reach, overlap]) != reach:
             warnings.append("part of the extent lies outside the inputs' overlap; windows reaching there are nodata")
+    from .checks import check_scale
+
+    check_scale(crs, grid.bounds, _utm_suggestion(layers, extent, extent_crs))
     log.info("output grid %s: %d x %d px of %g m, top-left (%.1f, %.1f)", crs, grid.width, grid.height,
              grid.out_res_m, grid.x0, grid.y0)
     return grid
+
+
+def check_extent(extent: Any, extent_crs: Any) -> tuple[float, float, float, float]:
+    """``extent`` as four finite floats; InputError (``parameter="extent"``) for anything else.
+
+    In a geographic ``extent_crs`` longitudes must lie in -180..180 and latitudes in -90..90 (a lat/lon
+    swap is named as such).
+    """
+    try:
+        values = tuple(float(v) for v in extent)
+    except (TypeError, ValueError):
+        raise InputError(f"the extent {extent!r} is not four numbers (xmin, ymin, xmax, ymax)",
+                         parameter="extent") from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InputError(f"the extent {extent!r} is not four finite numbers (xmin, ymin, xmax, ymax)",
+                         parameter="extent")
+    if values[0] == values[2] or values[1] == values[3]:
+        raise InputError(f"the extent {values} has no area (a point or a line); give (xmin, ymin, xmax, ymax) of an "
+                         "area, or leave it empty for where the inputs overlap", parameter="extent")
+    if extent_crs is not None:
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+
+        try:
+            crs = CRS.from_user_input(extent_crs)
+        except CRSError:
+            raise InputError(f"the extent's CRS {extent_crs!r} is not a CRS GDAL understands; give e.g. EPSG:4326",
+                             parameter="extent") from None
+        if crs.is_geographic:
+            lon_ok = all(-180.0 <= v <= 180.0 for v in values[0::2])
+            lat_ok = all(-90.0 <= v <= 90.0 for v in values[1::2])
+            if not lat_ok:
+                swapped = all(-90.0 <= v <= 90.0 for v in values[0::2]) and all(-180 <= v <= 180 for v in values[1::2])
+                hint = (" - latitude and longitude look swapped: give lon_min, lat_min, lon_max, lat_max" if swapped
+                        else "")
+                raise InputError(f"the extent {values} in {extent_crs} has latitudes outside -90..90{hint}",
+                                 parameter="extent")
+            if not lon_ok:
+                raise InputError(f"the extent {values} in {extent_crs} has longitudes outside -180..180",
+                                 parameter="extent")
+    return values  # type: ignore[return-value]
 
 
 def _utm_suggestion(layers: dict[str, Any], extent: tuple | None, extent_crs: str | None) -> str:
@@ -216,7 +308,8 @@ def open_model(model: Any, provider: str = "auto", model_kind: str | None = None
 
 
 def prepare(model: Any, inputs: dict[str, LayerInput], *, extent: tuple | None = None, extent_crs: str | None = None,
-            dst_crs: str | None = None, provider: str = "auto", model_kind: str | None = None) -> PreparedRun:
+            dst_crs: str | None = None, provider: str = "auto", model_kind: str | None = None,
+            ignore_time_bounds: bool = False) -> PreparedRun:
     """Open the model (a path or an opened model) and the inputs, and fix the grid.
 
     Parameters
@@ -231,15 +324,24 @@ def prepare(model: Any, inputs: dict[str, LayerInput], *, extent: tuple | None =
         onnxruntime execution provider, when ``model`` is a path.
     model_kind : str, optional
         The kind the caller maps with.
+    ignore_time_bounds : bool
+        Accept inputs acquired further from the Sentinel-1 image than the Table 5 bounds (warned, tagged).
 
     Raises
     ------
     ModelError, InputError
         For a bad model, a missing or unusable input (``role`` says which), or an impossible grid.
     """
+    from . import checks
     from .layers import open_layer
     from .tile_inputs import TileReader
 
+    if not isinstance(inputs, dict) or not all(v is None or isinstance(v, LayerInput) for v in inputs.values()):
+        raise InputError("inputs must be a dict of source key -> LayerInput, e.g. {'sentinel1': "
+                         "LayerInput('s1.tif'), ...}", parameter="inputs")
+    unknown = [k for k in inputs if k not in sources.SOURCES]
+    if unknown:
+        raise InputError(f"unknown input(s) {unknown}; the inputs are {list(sources.SOURCES)}", parameter="inputs")
     model = open_model(model, provider, model_kind)
     need = needed_bands(model.metadata)
     missing = [k for k in need if k not in inputs or inputs[k] is None]
@@ -258,16 +360,31 @@ def prepare(model: Any, inputs: dict[str, LayerInput], *, extent: tuple | None =
             li = inputs[key]
             layers[key] = open_layer(key, li.path, bands, bands=li.bands, constants=li.constants,
                                      fallback_constants=li.fallback_constants, acquired_utc=li.acquired_utc,
-                                     product=li.product)
+                                     product=li.product, units=li.units, dn_offset=li.dn_offset)
             warnings.extend(layers[key].warnings)
             notes.extend(layers[key].notes)
+        for layer in layers.values():
+            checks.check_identity(layer)
+        tags, time_warnings = checks.check_times(layers, ignore_time_bounds=ignore_time_bounds)
+        warnings.extend(time_warnings)
         grid = make_grid(layers, model.metadata, extent, extent_crs, dst_crs, warnings)
+        b = grid.bounds
+        reach = grid.reach_m - grid.out_res_m / 2.0  # model windows reach this far beyond the map
+        area = (b[0] - reach, b[1] - reach, b[2] + reach, b[3] + reach)
+        if "sentinel2" in layers:
+            s2_tags, s2_warnings = checks.check_s2_offset(layers["sentinel2"], area, grid.crs)
+            tags.update(s2_tags)
+            warnings.extend(s2_warnings)
+        warnings.extend(checks.check_values(layers, area, grid.crs))
+        for key, layer in layers.items():
+            if layer.unit is not None:
+                tags[f"INPUT_{key.upper()}_UNITS_CONVERTED"] = f"{layer.unit.units} -> {layer.source.bands[0].units}"
     except BaseException:
         for layer in layers.values():
             layer.close()
         raise
     reader = TileReader(grid, {role: model.bands(role) for role in model.roles}, layers)
-    return PreparedRun(model, layers, grid, reader, warnings, notes)
+    return PreparedRun(model, layers, grid, reader, warnings, notes, tags)
 
 
 def smqgis_version() -> str:
@@ -312,6 +429,7 @@ def provenance_tags(run: PreparedRun, **run_tags: str) -> dict[str, str]:
         tags[f"{p}_ATTRIBUTION"] = layer.source.attribution
         constants = {b: f"constant {v}" for b, v in layer.constants.items()}
         tags[f"{p}_BANDS"] = json.dumps({**layer.band_index, **constants})
+    tags.update(run.tags)
     return tags
 
 

@@ -362,3 +362,101 @@ def band_ref(ref: str) -> tuple[Source, Band]:
 def all_band_refs() -> list[str]:
     """Every ``"source/band"`` reference of the table."""
     return [f"{s.key}/{b.name}" for s in SOURCES.values() for b in s.bands]
+
+
+# --- plausibility: what a file of each source holds, and the usual mix-ups ---------------------------------
+@dataclass(frozen=True)
+class UnitOption:
+    """A declared conversion of an input given in other units to the units of the table.
+
+    Attributes
+    ----------
+    name : str
+        The option's name (``LayerInput.units``, the Processing ``*_UNITS`` choice).
+    units : str
+        The units the file holds.
+    bands : tuple of str
+        Bands converted (the others are read as they are).
+    scale : float
+        Factor to the table's units (after ``10 log10`` when ``decibel``).
+    decibel : bool
+        Convert linear power to dB (``10 log10(x)``) first.
+    """
+
+    name: str
+    units: str
+    bands: tuple[str, ...]
+    scale: float = 1.0
+    decibel: bool = False
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """Values that are plausible for a file, but in other units or of another quantity: refused.
+
+    Attributes
+    ----------
+    looks_like : str
+        What the values look like (said in the message).
+    bands : tuple of str
+        Bands whose values are tested (all must match).
+    low, high : float
+        The test: the 2nd and 98th percentiles of the values read both lie in [low, high].
+    option : str
+        The :class:`UnitOption` that converts such values ('' if none; ``advice`` says what to do).
+    advice : str
+        What to do, when no unit option converts them.
+    """
+
+    looks_like: str
+    bands: tuple[str, ...]
+    low: float
+    high: float
+    option: str = ""
+    advice: str = ""
+
+
+_S2 = ("B4", "B3", "B2", "B8", "B11", "B12")
+
+#: Declared unit conversions per source (never applied unless chosen).
+UNIT_OPTIONS: dict[str, tuple[UnitOption, ...]] = {
+    "sentinel1": (UnitOption("linear", "linear power (sigma0)", ("VV", "VH"), decibel=True),),
+    "sentinel2": (UnitOption("reflectance", "TOA reflectance 0-1", _S2, scale=10000.0),),
+    "soilgrids": (UnitOption("percent", "sand, silt, clay in %", ("sand", "silt", "clay"), scale=10.0),),
+    # m3/m3 over 0-5 cm -> mm: x 50 (the successor product's harmonisation)
+    "smap": (UnitOption("m3/m3", "volumetric m3/m3", ("ssm",), scale=1000.0 * VOLUMETRIC_DEPTH_M["smap"]),),
+    # m3/m3 over 0-10 cm -> kg/m2: x 100
+    "gldas": (UnitOption("m3/m3", "volumetric m3/m3", ("SoilMoi0_10cm_inst",),
+                         scale=1000.0 * VOLUMETRIC_DEPTH_M["gldas"]),),
+}
+
+#: The usual mix-ups, tested on a decimated read of each input over the run's extent.
+LOOKALIKES: dict[str, tuple[Lookalike, ...]] = {
+    # dB backscatter is negative over land; linear sigma0 is 0-1 (rarely above 2)
+    "sentinel1": (Lookalike("linear power (0-2), not dB (about -30..0)", ("VV", "VH"), 0.0, 2.0, "linear"),),
+    # L1C DN over land lie in hundreds to thousands; reflectance is 0-1 (clouds and snow to ~1.6)
+    "sentinel2": (Lookalike("TOA reflectance 0-1, not L1C DN 0-10000", _S2, -0.1, 2.0, "reflectance"),),
+    # g/kg fractions sum to ~1000; % sum to ~100: sand, silt and clay all at most 100
+    "soilgrids": (Lookalike("percent (0-100), not g/kg (0-1000)", ("sand", "silt", "clay"), 0.0, 100.0,
+                            "percent"),),
+    # ssm in mm over 5 cm lies in 1-30; m3/m3 lie in 0.01-0.6
+    "smap": (Lookalike("volumetric soil moisture m3/m3 (0-1), not mm (0-50)", ("ssm",), 0.0, 1.0, "m3/m3",
+                       "or, for the successor product NASA/SMAP/SPL4SMGP/007, choose it as the product "
+                       "(SMAP_PRODUCT)"),),
+    "gldas": (Lookalike("volumetric soil moisture m3/m3 (0-1), not kg/m2 (0-100)", ("SoilMoi0_10cm_inst",), 0.0,
+                        1.0, "m3/m3"),),
+}
+
+#: Sentinel-2 L1C processing baseline 04.00 (scenes from this day on, UTC) adds a +1000 DN offset
+#: (RADIO_ADD_OFFSET = -1000 in the product metadata); Earth Engine's S2_HARMONIZED removes it.
+S2_OFFSET_FROM = "2022-01-25"
+S2_OFFSET_DN = 1000.0
+#: Sentinel-2 DN below which a scene with the offset has (almost) no pixel: the offset's own floor.
+S2_OFFSET_FLOOR_DN = 1000.0
+
+#: Largest relative scale error of the output CRS over the extent (0.5 %: a 320 m pixel is 320 +- 1.6 m on
+#: the ground; a UTM zone's own error is at most 0.1 % within it).
+MAX_SCALE_ERROR = 0.005
+#: Largest map a run makes unless the caller raises the limit (output pixels: 4 million of 320 m = about
+#: 640 km x 640 km, 32 MiB of float32 per band); above it the run is refused with advice.
+DEFAULT_MAX_OUTPUT_PX = 4_000_000

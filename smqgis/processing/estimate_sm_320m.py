@@ -25,6 +25,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -73,6 +74,7 @@ class InputParameter:
     bands_param: str
     constant_param: str = ""
     product_param: str = ""
+    units_param: str = ""
 
     @property
     def label(self) -> str:
@@ -82,13 +84,26 @@ class InputParameter:
 
 #: One row per input source; the order is the sources table's, the dialog's order.
 INPUT_PARAMETERS: tuple[InputParameter, ...] = (
-    InputParameter("sentinel1", "SENTINEL1", "S1_BANDS", constant_param="S1_ANGLE_DEG"),
-    InputParameter("sentinel2", "SENTINEL2", "S2_BANDS"),
+    InputParameter("sentinel1", "SENTINEL1", "S1_BANDS", constant_param="S1_ANGLE_DEG", units_param="S1_UNITS"),
+    InputParameter("sentinel2", "SENTINEL2", "S2_BANDS", units_param="S2_UNITS"),
     InputParameter("dem", "DEM", "DEM_BANDS"),
-    InputParameter("soilgrids", "SOILGRIDS", "SOILGRIDS_BANDS"),
-    InputParameter("smap", "SMAP", "SMAP_BANDS", product_param="SMAP_PRODUCT"),
-    InputParameter("gldas", "GLDAS", "GLDAS_BANDS"),
+    InputParameter("soilgrids", "SOILGRIDS", "SOILGRIDS_BANDS", units_param="SOILGRIDS_UNITS"),
+    InputParameter("smap", "SMAP", "SMAP_BANDS", product_param="SMAP_PRODUCT", units_param="SMAP_UNITS"),
+    InputParameter("gldas", "GLDAS", "GLDAS_BANDS", units_param="GLDAS_UNITS"),
 )
+#: Choices of the Sentinel-2 DN offset parameter: (dn_offset for the core, label); None = detect.
+S2_OFFSET_CHOICES: tuple[tuple[float | None, str], ...] = (
+    (None, "auto (from RADIO_ADD_OFFSET metadata, the date and the values)"),
+    (0.0, "none (DN as the model saw them)"),
+    (sources.S2_OFFSET_DN, f"remove {sources.S2_OFFSET_DN:g} DN (baseline 04.00, from {sources.S2_OFFSET_FROM})"),
+)
+
+
+def unit_choices(source: str) -> tuple[tuple[str | None, str], ...]:
+    """Unit choices of an input: (``LayerInput.units`` or None for the table's units, label)."""
+    src = sources.SOURCES[source]
+    return ((None, f"as in the sources table ({src.bands[0].units})"),
+            *((o.name, f"{o.name}: {o.units} (converted)") for o in sources.UNIT_OPTIONS.get(source, ())))
 
 #: Dialog label of each inference mode and execution provider (keyed by the schema's names, so the enum
 #: order is the schema's order whatever the order here).
@@ -240,6 +255,9 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
     MODE = "MODE"
     PROVIDER = "PROVIDER"
     TILE_PX = "TILE_PX"
+    S2_DN_OFFSET = "S2_DN_OFFSET"
+    IGNORE_TIME_BOUNDS = "IGNORE_TIME_BOUNDS"
+    MAX_OUTPUT_PX = "MAX_OUTPUT_PX"
     OUTPUT = "OUTPUT"
     EXECUTION_PROVIDER = "EXECUTION_PROVIDER"
     MODEL_LABEL = "MODEL_LABEL"
@@ -322,6 +340,18 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
                         defaultValue=0,
                     )
                 )
+            if spec.units_param:
+                units = QgsProcessingParameterEnum(
+                    spec.units_param, self.tr("{} units (a declared conversion)").format(spec.layer_param),
+                    options=[label for _, label in unit_choices(spec.source)], defaultValue=0, optional=True)
+                units.setFlags(units.flags() | FLAG_ADVANCED)
+                self.addParameter(units)
+            if spec.source == "sentinel2":
+                offset = QgsProcessingParameterEnum(
+                    self.S2_DN_OFFSET, self.tr("Sentinel-2 DN offset (processing baseline 04.00)"),
+                    options=[label for _, label in S2_OFFSET_CHOICES], defaultValue=0, optional=True)
+                offset.setFlags(offset.flags() | FLAG_ADVANCED)
+                self.addParameter(offset)
         self.addParameter(
             QgsProcessingParameterExtent(
                 self.EXTENT, self.tr("Extent (default: where all inputs overlap)"), optional=True
@@ -357,6 +387,17 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         )
         tile_px.setFlags(tile_px.flags() | FLAG_ADVANCED)
         self.addParameter(tile_px)
+        ignore_time = QgsProcessingParameterBoolean(
+            self.IGNORE_TIME_BOUNDS,
+            self.tr("Accept inputs acquired further from Sentinel-1 than the model's time bounds"),
+            defaultValue=False, optional=True)
+        ignore_time.setFlags(ignore_time.flags() | FLAG_ADVANCED)
+        self.addParameter(ignore_time)
+        max_px = QgsProcessingParameterNumber(
+            self.MAX_OUTPUT_PX, self.tr("Largest map (output pixels) before the run is refused"),
+            type=NUMBER_INTEGER, optional=True, defaultValue=sources.DEFAULT_MAX_OUTPUT_PX, minValue=1)
+        max_px.setFlags(max_px.flags() | FLAG_ADVANCED)
+        self.addParameter(max_px)
         self.addParameter(
             QgsProcessingParameterRasterDestination(
                 self.OUTPUT,
@@ -409,6 +450,9 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             inputs = self._layer_inputs(parameters, context, feedback, needed_bands(meta))
             if feedback.isCanceled():
                 raise QgsProcessingException("Cancelled before the run started; no output was written.")
+            max_px = None
+            if parameters.get(self.MAX_OUTPUT_PX) not in (None, ""):
+                max_px = self.parameterAsInt(parameters, self.MAX_OUTPUT_PX, context)
             result = estimate_sm_320m(
                 model,
                 inputs,
@@ -421,6 +465,8 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
                 tile_px=tile_px,
                 progress=progress,
                 is_cancelled=feedback.isCanceled,
+                ignore_time_bounds=self.parameterAsBool(parameters, self.IGNORE_TIME_BOUNDS, context),
+                max_output_px=max_px,
             )
         except Cancelled:
             raise QgsProcessingException("Cancelled by the user; no output was written.") from None
@@ -459,7 +505,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
     # -- parameter translation ------------------------------------------------------
     #: The Processing parameter of each core argument an error may name (``SmqgisError.parameter``).
     CORE_PARAMETERS = {"model": "MODEL", "extent": "EXTENT", "dst_crs": "OUTPUT_CRS", "output_path": "OUTPUT",
-                       "mode": "MODE", "provider": "PROVIDER", "tile_px": "TILE_PX"}
+                       "mode": "MODE", "provider": "PROVIDER", "tile_px": "TILE_PX", "max_output_px": "MAX_OUTPUT_PX"}
 
     def with_parameter(self, error: Any) -> str:
         """A core error's message with the Processing parameters that set the input or argument it names."""
@@ -488,20 +534,33 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             if spec.source not in needs:
                 feedback.pushWarning(f"{spec.layer_param} is ignored: the model does not use {spec.source}.")
                 continue
-            layer = self.parameterAsRasterLayer(parameters, spec.layer_param, context)
-            if layer is None or not layer.isValid():
-                raise QgsProcessingException(
-                    f"{spec.layer_param} could not be opened as a raster, but the model needs a {spec.label} raster "
-                    f"with the bands {', '.join(needs[spec.source])}: choose a GDAL raster file or layer for "
-                    f"{spec.layer_param}."
-                )
+            value = parameters.get(spec.layer_param)
+            # a file given by name is read by GDAL only: a QGIS layer would compute statistics and leave an
+            # .aux.xml beside the user's file
+            count = None
+            if isinstance(value, str) and not QgsProject_has_layer(context, value):
+                path, count = value, gdal_band_count(value)
+            if count is None:
+                layer = self.parameterAsRasterLayer(parameters, spec.layer_param, context)
+                if layer is None or not layer.isValid():
+                    raise QgsProcessingException(
+                        f"{spec.layer_param} could not be opened as a raster, but the model needs a {spec.label} "
+                        f"raster with the bands {', '.join(needs[spec.source])}: choose a GDAL raster file or layer "
+                        f"for {spec.layer_param}."
+                    )
+                path, count = gdal_path(layer), layer.bandCount()
             bands_text = self.parameterAsString(parameters, spec.bands_param, context)
-            layer_input = LayerInput(path=gdal_path(layer),
-                                     bands=parse_band_order(bands_text, spec.source, layer.bandCount(),
-                                                            spec.bands_param))
+            layer_input = LayerInput(path=path, bands=parse_band_order(bands_text, spec.source, count,
+                                                                       spec.bands_param))
             if spec.constant_param and parameters.get(spec.constant_param) not in (None, ""):
                 value = self.parameterAsDouble(parameters, spec.constant_param, context)
                 layer_input.fallback_constants = {constant_band(spec.source).name: value}
+            if spec.units_param and parameters.get(spec.units_param) not in (None, ""):
+                layer_input.units = unit_choices(spec.source)[
+                    self.parameterAsEnum(parameters, spec.units_param, context)][0]
+            if spec.source == "sentinel2" and parameters.get(self.S2_DN_OFFSET) not in (None, ""):
+                layer_input.dn_offset = S2_OFFSET_CHOICES[
+                    self.parameterAsEnum(parameters, self.S2_DN_OFFSET, context)][0]
             if spec.product_param and parameters.get(spec.product_param) not in (None, ""):
                 # "auto" (None) or omitted: the engine recognises the successor by its band description
                 choice = self.parameterAsEnum(parameters, spec.product_param, context)
@@ -517,8 +576,9 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.EXTENT) in (None, ""):
             return None, None
         rect = self.parameterAsExtent(parameters, self.EXTENT, context)
-        if rect.isNull() or rect.isEmpty():
-            return None, None
+        problem = extent_problem(parameters.get(self.EXTENT), rect)
+        if problem:
+            raise QgsProcessingException(problem)
         crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
         crs_text = crs_to_text(crs) if crs.isValid() else None
         return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()), crs_text
@@ -528,7 +588,152 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.OUTPUT_CRS) in (None, ""):
             return None
         crs = self.parameterAsCrs(parameters, self.OUTPUT_CRS, context)
-        return crs_to_text(crs) if crs.isValid() else None
+        if not crs.isValid():
+            raise QgsProcessingException(crs_problem(parameters.get(self.OUTPUT_CRS)))
+        return crs_to_text(crs)
+
+    # -- checks before the run ------------------------------------------------------
+    def checkParameterValues(  # noqa: N802 - QGIS API
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """Say what is wrong with a parameter (QGIS's own check only says "Incorrect parameter value")."""
+        problem = self.parameter_problem(parameters, context)
+        if problem:
+            return False, problem
+        # QGIS's own check loads each raster as a layer, whose statistics GDAL then saves in an .aux.xml beside
+        # the user's file; the rasters were checked above with GDAL alone
+        files = {spec.layer_param for spec in INPUT_PARAMETERS
+                 if isinstance(parameters.get(spec.layer_param), str)
+                 and not QgsProject_has_layer(context, parameters[spec.layer_param])}
+        return super().checkParameterValues({k: v for k, v in parameters.items() if k not in files}, context)
+
+    def parameter_problem(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """What is wrong with the parameters as given, naming the parameter ('' when nothing is)."""
+        import os
+
+        model = parameters.get(self.MODEL)
+        if model not in (None, ""):
+            path = str(model)
+            if os.path.isdir(path):
+                return f"MODEL: {path} is a folder; choose an smqgis model file (.onnx) in it"
+            if not os.path.exists(path):
+                return f"MODEL: {path} not found; choose an existing smqgis model file (.onnx) or leave it empty"
+        for spec in INPUT_PARAMETERS:
+            value = parameters.get(spec.layer_param)
+            if isinstance(value, str) and value and not QgsProject_has_layer(context, value):
+                path = value.split("|")[0]
+                is_gdal_name = path.startswith(("/vsi", "NETCDF:", "HDF5:", "HDF4_", "GPKG:")) or "://" in path
+                if not is_gdal_name and not os.path.exists(path):
+                    return f"{spec.layer_param}: {path} not found; choose an existing raster file"
+                if os.path.isdir(path):
+                    return f"{spec.layer_param}: {path} is a folder; choose a raster file in it"
+                if os.path.isfile(path) and os.path.getsize(path) == 0:
+                    return f"{spec.layer_param}: {path} is an empty file (0 bytes); choose a complete raster file"
+                if gdal_band_count(path) is None:
+                    return (f"{spec.layer_param}: {path} exists but GDAL cannot read it as a raster (a corrupt "
+                            "file, or a NetCDF/HDF file whose subdataset must be named, e.g. "
+                            "NETCDF:\"file.nc4\":variable)")
+        for name in [self.MODE, self.PROVIDER, self.S2_DN_OFFSET, *(s.product_param for s in INPUT_PARAMETERS),
+                     *(s.units_param for s in INPUT_PARAMETERS)]:
+            value = parameters.get(name)
+            if not name or value in (None, ""):
+                continue
+            options = self.parameterDefinition(name).options()
+            if not _is_choice(value, options):
+                listing = "; ".join(f"{i} = {label}" for i, label in enumerate(options))
+                return f"{name}: {value!r} is not one of the choices ({listing}); give the number of one"
+        for name, low in ((self.TILE_PX, 1), (self.MAX_OUTPUT_PX, 1)):
+            value = parameters.get(name)
+            if value in (None, ""):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = float("nan")
+            if not number == number or number != int(number) or number < low:
+                what = "output pixels per tile side, or empty for automatic" if name == self.TILE_PX else (
+                    "output pixels")
+                return f"{name}: {value!r} is not a whole number >= {low} ({what})"
+        for spec in INPUT_PARAMETERS:
+            value = parameters.get(spec.constant_param) if spec.constant_param else None
+            if value in (None, ""):
+                continue
+            band = constant_band(spec.source)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return f"{spec.constant_param}: {value!r} is not a number ({band.name} in {band.units})"
+            lo, hi = band.physical_range
+            if not lo <= number <= hi:
+                return (f"{spec.constant_param}: {number:g} {band.units} lies outside the physical range of "
+                        f"{spec.source} {band.name} ({lo:g}-{hi:g} {band.units})")
+        if parameters.get(self.EXTENT) not in (None, ""):
+            rect = self.parameterAsExtent(parameters, self.EXTENT, context)
+            problem = extent_problem(parameters.get(self.EXTENT), rect)
+            if problem:
+                return problem
+        if parameters.get(self.OUTPUT_CRS) not in (None, ""):
+            if not self.parameterAsCrs(parameters, self.OUTPUT_CRS, context).isValid():
+                return crs_problem(parameters.get(self.OUTPUT_CRS))
+        return ""
+
+
+def QgsProject_has_layer(context: QgsProcessingContext, value: str) -> bool:  # noqa: N802 - reads as QGIS API
+    """True when ``value`` names a layer of the context's project (by id or name), not a file."""
+    project = context.project()
+    if project is None:
+        return False
+    return project.mapLayer(value) is not None or bool(project.mapLayersByName(value))
+
+
+def gdal_band_count(path: str) -> int | None:
+    """Band count of the raster GDAL opens at ``path`` (None if it cannot); reads the header only."""
+    try:
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as ds:
+            return int(ds.count)
+    except (ImportError, RasterioError, OSError):
+        return None
+
+
+def _is_choice(value: Any, options: list[str]) -> bool:
+    """True when an enum parameter value is an index (or the label) of one of ``options``."""
+    if isinstance(value, str) and value in options:
+        return True
+    try:
+        index = float(value)
+    except (TypeError, ValueError):
+        return False
+    return index == int(index) and 0 <= int(index) < len(options)
+
+
+def extent_problem(value: Any, rect: Any) -> str:
+    """What is wrong with an EXTENT value ('' when it is an area)."""
+    import re
+
+    number = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
+    text_ok = not isinstance(value, str) or re.fullmatch(rf"{number},{number},{number},{number}(\[[^\]]*\])?\s*",
+                                                        value) is not None
+    finite = all(map(_finite, (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())))
+    if not text_ok or not finite or (rect.isNull() and not isinstance(value, str)):
+        return (f"EXTENT: {value!r} is not an extent; give 'xmin,xmax,ymin,ymax [EPSG:code]' (e.g. "
+                "'599040,604160,3947840,3952960 [EPSG:32614]') or leave it empty for where the inputs overlap")
+    if rect.width() <= 0 or rect.height() <= 0:
+        return (f"EXTENT: {value!r} has no area (xmin = xmax or ymin = ymax: a point or a line); give the corners of "
+                "an area, or leave it empty for where the inputs overlap")
+    return ""
+
+
+def _finite(v: float) -> bool:
+    return v == v and abs(v) != float("inf")
+
+
+def crs_problem(value: Any) -> str:
+    """The message for an OUTPUT_CRS that is not a CRS."""
+    return (f"OUTPUT_CRS: {value!r} is not a CRS QGIS knows; give a projected CRS in metres such as the area's UTM "
+            "zone (e.g. EPSG:32614), or leave it empty for the UTM zone of the extent's centre")
 
 
 def crs_to_text(crs: QgsCoordinateReferenceSystem) -> str:

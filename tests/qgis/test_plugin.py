@@ -14,6 +14,7 @@ import pytest
 from qgis.core import (
     QgsApplication,
     QgsColorRampShader,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -137,6 +138,15 @@ def test_algorithm_parameters(smqgis_provider: object) -> None:
         "PROVIDER": QgsProcessingParameterEnum,
         "TILE_PX": QgsProcessingParameterNumber,
         "OUTPUT": QgsProcessingParameterRasterDestination,
+        # issue 10: declared unit conversions, the Sentinel-2 offset, the time-bound override, the size guard
+        "S1_UNITS": QgsProcessingParameterEnum,
+        "S2_UNITS": QgsProcessingParameterEnum,
+        "S2_DN_OFFSET": QgsProcessingParameterEnum,
+        "SOILGRIDS_UNITS": QgsProcessingParameterEnum,
+        "SMAP_UNITS": QgsProcessingParameterEnum,
+        "GLDAS_UNITS": QgsProcessingParameterEnum,
+        "IGNORE_TIME_BOUNDS": QgsProcessingParameterBoolean,
+        "MAX_OUTPUT_PX": QgsProcessingParameterNumber,
     }
     assert set(params) == set(expected_types)
     for name, cls in expected_types.items():

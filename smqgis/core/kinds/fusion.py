@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import schema
+from .. import schema, sources
 from ..engine import NODATA, CancelFn, ProgressFn, run_tiles
 from ..errors import Cancelled, InputError, ModelError
 from ..grid import ModelGrid
@@ -43,6 +43,65 @@ KIND = "fusion_320m"
 MODES = schema.INFERENCE_MODES
 #: Windows per graph call in exact mode.
 DEFAULT_BATCH_SIZE = 8
+#: Largest map a run makes by default (output pixels; see the sources table).
+DEFAULT_MAX_OUTPUT_PX = sources.DEFAULT_MAX_OUTPUT_PX
+#: Measured cost of a fast-mode output pixel on one CPU core (s): the demo model on the sample scene
+#: takes ~0.5 s for 256 px; used only to say how long a large run would take.
+SECONDS_PER_OUTPUT_PX = 0.002
+
+
+def check_arguments(*, tile_px: Any, batch_size: Any, mode: Any, provider: Any, max_output_px: Any) -> None:
+    """InputError (``parameter=`` the argument) for arguments of a run that cannot be honoured."""
+    from ..model import PROVIDERS
+
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; choose 'fast' (fully-convolutional) or 'exact' (window per pixel)",
+                         parameter="mode")
+    if provider not in PROVIDERS:
+        raise InputError(f"unknown execution provider {provider!r}; choose one of {list(PROVIDERS)}",
+                         parameter="provider")
+    for name, value, low in (("tile_px", tile_px, 1), ("batch_size", batch_size, 1),
+                             ("max_output_px", max_output_px, 1)):
+        if value is None and name != "batch_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InputError(f"{name} must be a whole number >= {low}, not {value!r}", parameter=name)
+
+
+def check_size(grid: ModelGrid, tile_px: int, layers: dict[str, Any], max_output_px: int) -> dict[str, float]:
+    """Estimate a run (tiles, tiles with data, seconds, output MiB); InputError (``extent``) above the limit."""
+    from ..engine import plan_tiles
+
+    tiles = plan_tiles(grid, tile_px)
+    pixels = grid.width * grid.height
+    estimate = {"tiles": len(tiles), "output_px": pixels, "output_mib": pixels * 2 * 4 / 2**20,
+                "seconds": pixels * SECONDS_PER_OUTPUT_PX}
+    log.info("planned: %d x %d px in %d tiles, about %.0f s, %.1f MiB", grid.width, grid.height, len(tiles),
+             estimate["seconds"], estimate["output_mib"])
+    if pixels > max_output_px:
+        raise InputError(
+            f"the map would be {grid.width} x {grid.height} pixels ({pixels * (grid.out_res_m / 1000) ** 2:,.0f} km2) "
+            f"in {len(tiles)} tiles, about {estimate['seconds'] / 60:.0f} min and {estimate['output_mib']:.0f} MiB, "
+            f"above the limit of {max_output_px:,} pixels; choose a smaller extent (EXTENT), raise the limit "
+            "(MAX_OUTPUT_PX / max_output_px) or split the area into a batch of runs with qgis_process",
+            parameter="extent")
+    return estimate
+
+
+def tiles_with_data(grid: ModelGrid, tile_px: int, layers: dict[str, Any]) -> list[tuple[int, int, int, int]]:
+    """The tiles whose model windows reach every input file (the others are skipped: nodata, no model call)."""
+    from ..engine import plan_tiles
+    from ..grid import bounds_in, intersect
+
+    boxes = [bounds_in(lay.dataset.crs, tuple(lay.dataset.bounds), grid.crs) for lay in layers.values()]
+    reach = grid.reach_m - grid.out_res_m / 2.0
+    keep = []
+    for r, c, nr, nc in plan_tiles(grid, tile_px):
+        x0, y0 = grid.x0 + c * grid.out_res_m - reach, grid.y0 - (r + nr) * grid.out_res_m - reach
+        x1, y1 = grid.x0 + (c + nc) * grid.out_res_m + reach, grid.y0 - r * grid.out_res_m + reach
+        if all(intersect([(x0, y0, x1, y1), b]) is not None for b in boxes):
+            keep.append((r, c, nr, nc))
+    return keep
 
 
 def validate_metadata(meta: dict[str, Any]) -> None:
@@ -181,23 +240,33 @@ def _tile_px(run: PreparedRun, tile_px: int | None, memory_budget_mib: float | N
 def _map(model: Any, inputs: dict[str, LayerInput], make_writer: Callable[[ModelGrid], Any], *,
          extent: tuple | None, extent_crs: str | None, dst_crs: str | None, mode: str, provider: str,
          tile_px: int | None, batch_size: int, progress: ProgressFn | None, is_cancelled: CancelFn | None,
-         memory_budget_mib: float | None) -> tuple[PreparedRun, Any, Any]:
+         memory_budget_mib: float | None, ignore_time_bounds: bool = False,
+         max_output_px: int | None = None) -> tuple[PreparedRun, Any, Any]:
     """Prepare, run every tile into ``make_writer(grid)`` and commit it: (run, writer, engine stats)."""
     from ..layers import gdal_env
 
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; choose 'fast' (fully-convolutional) or 'exact' (window per pixel)",
-                         parameter="mode")
+    check_arguments(tile_px=tile_px, batch_size=batch_size, mode=mode, provider=provider,
+                    max_output_px=max_output_px)
     run = prepare(model, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider,
-                  model_kind=KIND)
+                  model_kind=KIND, ignore_time_bounds=ignore_time_bounds)
     try:
         tile = _tile_px(run, tile_px, memory_budget_mib)
+        estimate = check_size(run.grid, tile, run.layers, max_output_px or DEFAULT_MAX_OUTPUT_PX)
+        keep = tiles_with_data(run.grid, tile, run.layers)
+        if not keep:
+            raise InputError("no tile of the map reaches every input; choose an extent (EXTENT) where all inputs "
+                             "have data", parameter="extent")
+        if len(keep) < estimate["tiles"]:
+            run.warnings.append(f"{estimate['tiles'] - len(keep)} of {estimate['tiles']} tiles reach no data of some "
+                                "input and were skipped (nodata)")
         writer = make_writer(run.grid)
         try:
             with gdal_env():
                 stats = run_tiles(partial(predict_tile, run.model, run.grid, mode=mode, batch_size=batch_size),
                                   run.reader, run.grid, writer, tile_px=tile, label=f"{mode} mode",
-                                  progress=progress, is_cancelled=is_cancelled)
+                                  progress=progress, is_cancelled=is_cancelled, tiles=keep)
+            if stats.summary().get("valid_fraction", 0.0) == 0.0:
+                raise InputError(_no_valid_output(run), parameter="extent")
             writer.commit(provenance_tags(run, MODE=mode, TILE_PX=str(tile)))
         except BaseException:
             writer.abort()
@@ -205,6 +274,17 @@ def _map(model: Any, inputs: dict[str, LayerInput], make_writer: Callable[[Model
     finally:
         run.close()
     return run, writer, stats
+
+
+def _no_valid_output(run: PreparedRun) -> str:
+    """The message of a run whose every output pixel is nodata: where each input has no valid data."""
+    holes = []
+    for key, layer in run.layers.items():
+        ds = layer.dataset
+        holes.append(f"{key} {layer.path} covers {tuple(round(v, 3) for v in ds.bounds)} ({ds.crs})")
+    return ("every pixel of the map would be nodata: no model window has valid data in all inputs (windows of "
+            f"{2 * run.grid.reach_m:.0f} m need every input valid; {'; '.join(holes)}); choose an extent (EXTENT) "
+            "where all inputs have data, or fill the inputs' holes")
 
 
 def estimate_sm_320m(
@@ -222,6 +302,8 @@ def estimate_sm_320m(
     progress: ProgressFn | None = None,
     is_cancelled: CancelFn | None = None,
     memory_budget_mib: float | None = None,
+    ignore_time_bounds: bool = False,
+    max_output_px: int | None = None,
 ) -> RunResult:
     """Map soil moisture at 320 m from the given layers into a GeoTIFF.
 
@@ -256,6 +338,11 @@ def estimate_sm_320m(
     memory_budget_mib : float, optional
         Peak memory the automatic tile size aims for (MiB; default
         ``engine.DEFAULT_MEMORY_BUDGET_MIB``, 3 GiB). Memory does not grow with the area.
+    ignore_time_bounds : bool
+        Accept inputs acquired further from the Sentinel-1 image than the Table 5 bounds (warned and tagged).
+    max_output_px : int, optional
+        Largest map (output pixels) the run makes; default ``DEFAULT_MAX_OUTPUT_PX``. Larger ones are refused
+        before any work, with the estimated tiles, time and size.
 
     Returns
     -------
@@ -266,13 +353,17 @@ def estimate_sm_320m(
     InputError, ModelError, InferenceError, Cancelled
         ``role`` / ``parameter`` say which input or argument is at fault.
     """
+    from ..checks import check_output_not_input
     from ..output import GeoTiffWriter, check_writable
 
     check_writable(output_path)
+    if isinstance(inputs, dict):
+        check_output_not_input(output_path, inputs, model)
     run, writer, stats = _map(model, inputs, partial(GeoTiffWriter, output_path=output_path), extent=extent,
                               extent_crs=extent_crs, dst_crs=dst_crs, mode=mode, provider=provider, tile_px=tile_px,
                               batch_size=batch_size, progress=progress, is_cancelled=is_cancelled,
-                              memory_budget_mib=memory_budget_mib)
+                              memory_budget_mib=memory_budget_mib, ignore_time_bounds=ignore_time_bounds,
+                              max_output_px=max_output_px)
     summary = stats.summary()
     log.info("wrote %s: %d x %d px, mean %.4f m3/m3, valid %.1f %%", writer.output_path, run.grid.width,
              run.grid.height, summary["mean"], 100 * summary["valid_fraction"])
