@@ -691,10 +691,12 @@ def gdal_band_count(path: str) -> int | None:
     try:
         import rasterio
         from rasterio.errors import RasterioError
-
+    except ImportError:  # the run itself says how to install rasterio
+        return None
+    try:
         with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as ds:
             return int(ds.count)
-    except (ImportError, RasterioError, OSError):
+    except (RasterioError, OSError):
         return None
 
 
