@@ -1,7 +1,7 @@
 """Strategy-agnostic training step: default vs MirroredStrategy (2 logical CPUs), and XLA.
 
 Each run is its own process (``train_strategy_worker.py``) because logical devices must
-be configured before any TF op. The four runs start together to share the 2 cores.
+be configured before any TF op. The three runs start together to share the 2 cores.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ RUNS = {
     # float64: the distributed step must be the same computation (see the worker's docstring)
     "default64": ["default", "--float64", "--steps", "3"],
     "mirrored64": ["mirrored", "--float64", "--steps", "3"],
-    # float32, one step: the XLA-compiled step against the plain one
-    "plain32": ["default", "--steps", "1"],
-    "jit32": ["default", "--jit", "--steps", "1"],
+    # the XLA-compiled step against the plain one, in float64 too: in float32 XLA's fused kernels
+    # reassociate sums, and the one-step loss differed by 1.7e-4 relative on the CI machine
+    "jit64": ["default", "--jit", "--float64", "--steps", "3"],
 }
 
 
@@ -56,7 +56,7 @@ def test_mirrored_over_two_cpus_gives_the_default_strategy_loss(results):
 
 
 def test_jit_compiled_step_matches_the_plain_step(results):
-    plain, jit = results["plain32"], results["jit32"]
+    plain, jit = results["default64"], results["jit64"]
     assert jit["jit"] and not plain["jit"]
-    assert jit["losses"] == pytest.approx(plain["losses"], rel=1e-4)
-    assert jit["weights_abs_sum"] == pytest.approx(plain["weights_abs_sum"], rel=1e-4)
+    assert jit["losses"] == pytest.approx(plain["losses"], rel=1e-6)
+    assert jit["weights_abs_sum"] == pytest.approx(plain["weights_abs_sum"], rel=1e-9)
