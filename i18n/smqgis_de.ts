@@ -290,6 +290,50 @@ Sollen sie in einen Ordner Ihres QGIS-Profils ({target}) installiert werden? Die
     </message>
 </context>
 <context>
+    <name>EstimateSm3kmAlgorithm</name>
+    <message>
+        <source>Soil moisture 3 km (SMEN)</source>
+        <translation>Bodenfeuchte 3 km (SMEN)</translation>
+    </message>
+    <message>
+        <source>Soil moisture</source>
+        <translation>Bodenfeuchte</translation>
+    </message>
+</context>
+<context>
+    <name>EeSignInAlgorithm</name>
+    <message>
+        <source>Sign in to Earth Engine</source>
+        <translation>Bei Earth Engine anmelden</translation>
+    </message>
+    <message>
+        <source>Earth Engine</source>
+        <translation>Earth Engine</translation>
+    </message>
+</context>
+<context>
+    <name>FetchInputsEeAlgorithm</name>
+    <message>
+        <source>Fetch model inputs from Earth Engine</source>
+        <translation>Modelleingaben aus Earth Engine laden</translation>
+    </message>
+    <message>
+        <source>Earth Engine</source>
+        <translation>Earth Engine</translation>
+    </message>
+</context>
+<context>
+    <name>SoilMoistureMapEeAlgorithm</name>
+    <message>
+        <source>Soil moisture map from Earth Engine</source>
+        <translation>Bodenfeuchtekarte aus Earth Engine</translation>
+    </message>
+    <message>
+        <source>Earth Engine</source>
+        <translation>Earth Engine</translation>
+    </message>
+</context>
+<context>
     <name>ValidateInsituAlgorithm</name>
     <message>
         <source>Validate against in-situ sensors</source>

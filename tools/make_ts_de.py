@@ -113,6 +113,22 @@ DE: dict[str, dict[str, str]] = {
         "Import the published model (paper 000, TF-1)": "Veröffentlichtes Modell importieren (Paper 000, TF-1)",
         "Models": "Modelle",
     },
+    "EstimateSm3kmAlgorithm": {
+        "Soil moisture 3 km (SMEN)": "Bodenfeuchte 3 km (SMEN)",
+        "Soil moisture": "Bodenfeuchte",
+    },
+    "EeSignInAlgorithm": {
+        "Sign in to Earth Engine": "Bei Earth Engine anmelden",
+        "Earth Engine": "Earth Engine",
+    },
+    "FetchInputsEeAlgorithm": {
+        "Fetch model inputs from Earth Engine": "Modelleingaben aus Earth Engine laden",
+        "Earth Engine": "Earth Engine",
+    },
+    "SoilMoistureMapEeAlgorithm": {
+        "Soil moisture map from Earth Engine": "Bodenfeuchtekarte aus Earth Engine",
+        "Earth Engine": "Earth Engine",
+    },
     "ValidateInsituAlgorithm": {
         "Validate against in-situ sensors": "Mit In-situ-Sensoren validieren",
         "Soil moisture": "Bodenfeuchte",

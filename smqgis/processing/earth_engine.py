@@ -76,7 +76,7 @@ class _EarthEngineAlgorithm(QgsProcessingAlgorithm):
                        "datetime": "DATETIME", "dates": "DATES", "model": "MODEL", "output_path": "OUTPUT"}
 
     def tr(self, text: str) -> str:
-        return QCoreApplication.translate("smqgis", text)
+        return QCoreApplication.translate(type(self).__name__, text)
 
     def group(self) -> str:
         return self.tr("Earth Engine")
@@ -158,7 +158,7 @@ class EeSignInAlgorithm(QgsProcessingAlgorithm):
     CREDENTIALS = "CREDENTIALS"
 
     def tr(self, text: str) -> str:
-        return QCoreApplication.translate("smqgis", text)
+        return QCoreApplication.translate(type(self).__name__, text)
 
     def createInstance(self) -> EeSignInAlgorithm:  # noqa: N802 - QGIS API
         return EeSignInAlgorithm()

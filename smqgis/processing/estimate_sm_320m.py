@@ -540,7 +540,7 @@ class EstimateSm320mAlgorithm(QgsProcessingAlgorithm):
             count = None
             if isinstance(value, str) and not QgsProject_has_layer(context, value):
                 path, count = value, gdal_band_count(value)
-            if count is None:
+            if count is None or count < 0:
                 layer = self.parameterAsRasterLayer(parameters, spec.layer_param, context)
                 if layer is None or not layer.isValid():
                     raise QgsProcessingException(
@@ -687,12 +687,16 @@ def QgsProject_has_layer(context: QgsProcessingContext, value: str) -> bool:  # 
 
 
 def gdal_band_count(path: str) -> int | None:
-    """Band count of the raster GDAL opens at ``path`` (None if it cannot); reads the header only."""
+    """Band count of the raster GDAL opens at ``path`` (None if it cannot, -1 if rasterio is missing).
+
+    Reads the header only. Without rasterio nothing is checked here: the run itself then says how
+    to install the missing packages, which is what the user must do first.
+    """
     try:
         import rasterio
         from rasterio.errors import RasterioError
-    except ImportError:  # the run itself says how to install rasterio
-        return None
+    except ImportError:
+        return -1
     try:
         with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as ds:
             return int(ds.count)
