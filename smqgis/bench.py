@@ -13,6 +13,12 @@ with the same threads, so "% of peak" compares numbers taken minutes apart at mo
 shared machine. With the demo model present it also reports the mean |fast - exact| on the
 sample scene. Writes ``bench.json`` and ``bench.md`` to ``--out`` (default build/bench).
 Quick run: ``python -m smqgis.bench --areas 5,10 --models small``.
+
+Models: ``demo`` is the bundled demo model (the small config, trained on the simulated world), and
+``<name>_int8`` the model ``name`` quantized by ``training/quantize.py`` (fast mode only: exact mode
+is the float32 reference). Where both precisions of a model ran, the report compares them: speed
+(wall and inference time, same run) and mean / max |int8 - fp32| (m3/m3) over each area's map and
+over the sample scene. ``--big-km 100`` also maps one 100 x 100 km area end to end, measured.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .paths import PLUGIN_DIR
+from .paths import DEMO_MODEL_PATH, PLUGIN_DIR
 
 log = logging.getLogger("smqgis.bench")
 
@@ -41,20 +47,36 @@ ORIGIN = (600000.0, 3900000.0)  # SW corner of every synthetic area (m, UTM 14N)
 MODELS = {
     "small": ROOT / "build" / "models" / "smqgis_small_full_random.onnx",
     "paper": ROOT / "build" / "models" / "smqgis_paper_full_random.onnx",
+    "demo": DEMO_MODEL_PATH,
 }
+#: Suffix of a model name meaning "that model quantized to int8" (``training/quantize.py``).
+INT8 = "_int8"
 EXACT_SAMPLE_PX = 6  # exact mode is timed on a 6 x 6 block of output pixels (36 windows)
 
 
 # --- models -------------------------------------------------------------------------------------
 
+def path_of(name: str) -> Path:
+    """Where model ``name`` lives: ``MODELS``, or for ``<name>_int8`` beside the float32 one in build/models."""
+    if name.endswith(INT8):
+        return ROOT / "build" / "models" / f"{MODELS[name[: -len(INT8)]].stem}{INT8}.onnx"
+    return MODELS[name]
+
+
 def ensure_model(name: str) -> Path:
-    """The model file of config ``name``, exported with random weights by training/export.py if missing."""
-    path = MODELS[name]
+    """The model file ``name``: exported with random weights by training/export.py, or quantized, if missing."""
+    path = path_of(name)
     if path.is_file():
         return path
     train_py = ROOT / ".venv-train" / "bin" / "python"
     if not train_py.exists():
         raise SystemExit(f"{path} is missing and there is no training environment to export it (make venv-train)")
+    if name.endswith(INT8):
+        source = ensure_model(name[: -len(INT8)])
+        log.info("quantizing %s to int8 -> %s", source, path)
+        subprocess.run([str(train_py), "-m", "training.quantize", str(source), "--out", str(path)], cwd=ROOT,
+                       check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        return path
     log.info("exporting the %s model with random weights to %s", name, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -212,6 +234,7 @@ def run_case(model_path: str, inputs: dict[str, str], area_km: float, mode: str,
     from .core.pipeline import LayerInput
 
     threads = physical_cores()
+    load = os.getloadavg()
     peak = ort_peak_gflops(threads)
     layer_inputs = {k: LayerInput(p) for k, p in inputs.items()}
     extent = (ORIGIN[0], ORIGIN[1], ORIGIN[0] + area_km * 1000.0, ORIGIN[1] + area_km * 1000.0)
@@ -229,7 +252,8 @@ def run_case(model_path: str, inputs: dict[str, str], area_km: float, mode: str,
         "mode": mode, "area_km": area_km, "output_px": res.width * res.height, "area_output_px": n_area,
         "extrapolated": mode == "exact" and res.width * res.height < n_area,
         "width": res.width, "height": res.height, "tile_px": int(_tags(res.output_path)["TILE_PX"]),
-        "wall_s": wall, "seconds": res.seconds, "threads": threads, "ort_peak_gflops": peak,
+        "wall_s": wall, "seconds": res.seconds, "threads": threads, "ort_peak_gflops": peak, "output": str(out),
+        "load_average_before": load,
         "peak_rss_mib": rss, "valid_fraction": res.stats["valid_fraction"], "mean_sm": res.stats["mean"],
     }
 
@@ -259,6 +283,123 @@ def fast_exact_agreement(model_path: Path) -> dict[str, Any] | None:
             "max_abs_diff": float(diff.max()), "map_std": float(exact[both].std())}
 
 
+def map_difference(fp32_tif: str, int8_tif: str) -> dict[str, Any]:
+    """Mean and max |int8 - fp32| (m3/m3) between two maps of one area, over the pixels both estimate."""
+    import rasterio
+
+    with rasterio.open(fp32_tif) as a, rasterio.open(int8_tif) as b:
+        x, y = a.read(1), b.read(1)
+    both = (x != -9999.0) & (y != -9999.0)
+    diff = np.abs(x[both].astype(np.float64) - y[both])
+    return {"n_pixels": int(both.sum()), "mean_abs_diff": float(diff.mean()) if diff.size else float("nan"),
+            "max_abs_diff": float(diff.max()) if diff.size else float("nan"),
+            "map_std": float(x[both].std()) if diff.size else float("nan"),
+            "nodata_mismatch_px": int(((x == -9999.0) != (y == -9999.0)).sum())}
+
+
+def unclipped_copy(path: Path, dst: Path) -> Path:
+    """A copy of the model at ``path`` whose output is the estimate before the final clip to [0, 1] m3/m3.
+
+    A model with random weights (the paper-size one here) puts every estimate below 0, so its clipped
+    maps are all 0 m3/m3 and |int8 - fp32| = 0 says nothing; the unclipped values show the quantization error.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    producers = {out: node for node in model.graph.node for out in node.output}
+    name = model.graph.output[0].name
+    while name in producers and producers[name].op_type in ("Min", "Max", "Clip"):
+        name = producers[name].input[0]
+    model.graph.output[0].name = name
+    onnx.save(model, str(dst))
+    return dst
+
+
+def embedding_agreement(fp32_model: Path, int8_model: Path) -> dict[str, Any] | None:
+    """|int8 - fp32| of the high-res encoder's pooled features on the sample scene (every date, one block each).
+
+    The quantized part of an int8 model is the high-res encoder (``training/quantize.py``); its pooled
+    features (the ``_pool`` convolution's output) are compared relative to their float32 spread, which
+    means something for a model with random weights too.
+    """
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    from onnx.utils import extract_model
+
+    from .core.layers import gdal_env
+    from .core.model import session_options
+    from .core.pipeline import prepare
+    from .demo import SAMPLE, sample_dates, sample_inputs
+
+    if not (SAMPLE / "manifest.json").is_file():
+        return None
+    graph = onnx.load(str(fp32_model), load_external_data=False).graph
+    pooled = next((n.output[0] for n in graph.node if "_pool" in n.name and n.op_type == "Conv"), None)
+    if pooled is None:
+        return None
+    diffs, values = [], []
+    with tempfile.TemporaryDirectory(prefix="smqgis-bench-") as tmp:
+        sessions = []
+        for path in (fp32_model, int8_model):
+            sub = Path(tmp) / path.name
+            extract_model(str(path), str(sub), ["high_res"], [pooled], check_model=False)
+            sessions.append(ort.InferenceSession(str(sub), session_options(), providers=["CPUExecutionProvider"]))
+        for date in sample_dates():
+            run = prepare(str(fp32_model), sample_inputs(Path(date["folder"])), provider="cpu")
+            try:
+                with gdal_env():
+                    block = run.reader.read(0, 0, run.grid.height, run.grid.width).arrays["high_res"][None]
+            finally:
+                run.close()
+            a, b = (s.run(None, {"high_res": block})[0] for s in sessions)
+            diffs.append(np.abs(a.astype(np.float64) - b).ravel())
+            values.append(a.ravel())
+    diff, ref = np.concatenate(diffs), np.concatenate(values)
+    return {"tensor": pooled, "n_values": int(diff.size), "mean_abs_diff": float(diff.mean()),
+            "max_abs_diff": float(diff.max()), "fp32_std": float(ref.std()),
+            "relative_mean_abs_diff": float(diff.mean() / max(ref.std(), 1e-30))}
+
+
+def sample_precision_agreement(fp32_model: Path, int8_model: Path) -> dict[str, Any] | None:
+    """Mean and max |int8 - fp32| (m3/m3, fast mode) on every date of the bundled sample scene.
+
+    Also before the output clip (``unclipped``: the same, and the std of the float32 values).
+    """
+    import tempfile
+
+    from .core.kinds.fusion import estimate_sm_arrays
+    from .demo import SAMPLE, sample_dates, sample_inputs
+
+    if not (SAMPLE / "manifest.json").is_file():
+        return None
+    result: dict[str, Any] = {"fp32": fp32_model.name, "int8": int8_model.name}
+    with tempfile.TemporaryDirectory(prefix="smqgis-bench-") as tmp:
+        pairs = {"clipped": (fp32_model, int8_model),
+                 "unclipped": (unclipped_copy(fp32_model, Path(tmp) / "fp32.onnx"),
+                               unclipped_copy(int8_model, Path(tmp) / "int8.onnx"))}
+        for what, (a_path, b_path) in pairs.items():
+            dates, pooled, values = [], [], []
+            for date in sample_dates():
+                inputs = sample_inputs(Path(date["folder"]))
+                fp32, _, _ = estimate_sm_arrays(str(a_path), inputs, mode="fast", provider="cpu")
+                int8, _, _ = estimate_sm_arrays(str(b_path), inputs, mode="fast", provider="cpu")
+                both = (fp32 != -9999.0) & (int8 != -9999.0)
+                diff = np.abs(fp32[both].astype(np.float64) - int8[both])
+                pooled.append(diff)
+                values.append(fp32[both])
+                dates.append({"date": date["date"], "mean_abs_diff": float(diff.mean()),
+                              "max_abs_diff": float(diff.max()),
+                              "mean_signed_diff": float(np.mean(int8[both].astype(np.float64) - fp32[both]))})
+            diff = np.concatenate(pooled)
+            result[what] = {"n_pixels": int(diff.size), "dates": dates, "mean_abs_diff": float(diff.mean()),
+                            "max_abs_diff": float(diff.max()), "fp32_std": float(np.concatenate(values).std()),
+                            "fp32_mean": float(np.concatenate(values).mean())}
+    result["embedding"] = embedding_agreement(fp32_model, int8_model)
+    return result
+
+
 def _tags(path: str) -> dict[str, str]:
     import rasterio
 
@@ -283,8 +424,8 @@ def _fast_flops(model_path: str, width: int, height: int, tile: int) -> float:
 
 # --- report ---------------------------------------------------------------------------------------
 
-def summarise(cases: list[dict[str, Any]], meta: dict[str, Any],
-              agreement: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+def summarise(cases: list[dict[str, Any]], meta: dict[str, Any], agreement: dict[str, Any] | None,
+              int8_sample: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], str]:
     """The JSON document and the markdown report of a benchmark run."""
     rows = []
     lines = [
@@ -341,6 +482,13 @@ def summarise(cases: list[dict[str, Any]], meta: dict[str, Any],
         mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["area_km"])
         steps = [f"{a['area_km']:g} -> {b['area_km']:g} km: time x{b['fast_wall_s'] / a['fast_wall_s']:.2f}, "
                  f"RSS x{b['fast_peak_rss_mib'] / a['fast_peak_rss_mib']:.2f}" for a, b in zip(mine, mine[1:])]
+        measured = [r for r in mine if r["area_km"] >= 100]
+        if measured:
+            m = measured[0]
+            lines.append(f"- {model}: " + ("; ".join(steps) + ". " if steps else "")
+                         + f"**{m['area_km']:g} x {m['area_km']:g} km, measured** end to end (fast, one run): "
+                         f"{m['fast_wall_s'] / 60:.1f} min, peak RSS {m['fast_peak_rss_mib']:.0f} MiB.")
+            continue
         big = mine[-1]
         per_px = big["fast_wall_s"] / big["output_px"]
         minutes = per_px * (100000 / 320) ** 2 / 60
@@ -357,15 +505,64 @@ def summarise(cases: list[dict[str, Any]], meta: dict[str, Any],
         lines.append(f"{agreement['model']} on resources/sample ({agreement['n_pixels']} px): mean |fast - exact| "
                      f"= {agreement['mean_abs_diff']:.5f} m3/m3, max {agreement['max_abs_diff']:.5f} m3/m3 "
                      f"(map std {agreement['map_std']:.4f} m3/m3).")
-    doc = {"meta": meta, "rows": rows, "cases": cases, "fast_exact_sample": agreement}
+    lines += precision_report(cases, int8_sample or [])
+    doc = {"meta": meta, "rows": rows, "cases": cases, "fast_exact_sample": agreement, "int8_sample": int8_sample}
     return doc, "\n".join(lines) + "\n"
+
+
+def precision_report(cases: list[dict[str, Any]], int8_sample: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines comparing the int8 and float32 fast-mode runs of each model and area (same run)."""
+    fast = {(c["model"], c["area_km"]): c for c in cases if c["mode"] == "fast"}
+    pairs = [(fast[(m[: -len(INT8)], a)], c) for (m, a), c in sorted(fast.items())
+             if m.endswith(INT8) and (m[: -len(INT8)], a) in fast]
+    if not pairs and not int8_sample:
+        return []
+    lines = ["", "## int8 vs fp32 (fast mode, same run)", "",
+             "Speed-ups are fp32 time / int8 time of the two cases (each in its own process, minutes apart); "
+             "|int8 - fp32| over the pixels both maps estimate.", "",
+             "| model | area | fp32 s | int8 s | speed-up (wall) | fp32 inf s | int8 inf s | speed-up (inference) | "
+             "mean abs(int8 - fp32) m3/m3 | max m3/m3 | map std m3/m3 | fp32 RSS MiB | int8 RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for fp32, int8 in pairs:
+        d = int8.get("vs_fp32") or {}
+        lines.append(
+            f"| {fp32['model']} | {fp32['area_km']:g} km | {fp32['wall_s']:.1f} | {int8['wall_s']:.1f} | "
+            f"{fp32['wall_s'] / int8['wall_s']:.2f}x | {fp32['seconds']['inference']:.1f} | "
+            f"{int8['seconds']['inference']:.1f} | "
+            f"{fp32['seconds']['inference'] / max(int8['seconds']['inference'], 1e-9):.2f}x | "
+            f"{d.get('mean_abs_diff', float('nan')):.4f} | {d.get('max_abs_diff', float('nan')):.4f} | "
+            f"{d.get('map_std', float('nan')):.4f} | {fp32['peak_rss_mib']:.0f} | {int8['peak_rss_mib']:.0f} |")
+    if int8_sample:
+        lines += ["", "On the sample scene (fast mode, every date; pooled over the dates' pixels). "
+                  "\"Before the clip\": the graph's estimate before its final clip to [0, 1] m3/m3.", "",
+                  "| int8 model | output | px | fp32 mean | fp32 std | mean abs(int8 - fp32) | max | per date "
+                  "mean abs / max / mean signed |", "|---|---|---|---|---|---|---|---|"]
+    for a in int8_sample:
+        for what, label in (("clipped", "m3/m3"), ("unclipped", "before the clip")):
+            d = a[what]
+            per_date = ", ".join(f"{x['date']} {x['mean_abs_diff']:.4f} / {x['max_abs_diff']:.4f} / "
+                                 f"{x['mean_signed_diff']:+.4f}" for x in d["dates"])
+            lines.append(f"| {a['int8']} | {label} | {d['n_pixels']} | {d['fp32_mean']:.4f} | {d['fp32_std']:.4f} | "
+                         f"{d['mean_abs_diff']:.4f} | {d['max_abs_diff']:.4f} | {per_date} |")
+    for a in int8_sample:
+        e = a.get("embedding")
+        if e:
+            lines.append(f"\n{a['int8']}: the high-res encoder's pooled features ({e['n_values']} values, one block "
+                         f"per sample date): mean |int8 - fp32| = {e['mean_abs_diff']:.4g} against a float32 std of "
+                         f"{e['fp32_std']:.4g} ({100 * e['relative_mean_abs_diff']:.1f} %), "
+                         f"max {e['max_abs_diff']:.4g}.")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with ``--case``, one case in this process)."""
     parser = argparse.ArgumentParser(description="Benchmark fast vs exact mode of smqgis.")
     parser.add_argument("--areas", default="5,10,20,40", help="square sides in km, comma separated")
-    parser.add_argument("--models", default="small,paper", help="model configs, comma separated")
+    parser.add_argument("--models", default="demo,demo_int8,paper,paper_int8",
+                        help="models, comma separated: small, paper, demo, and any of them + '_int8' (quantized)")
+    parser.add_argument("--big-km", type=float, default=None,
+                        help="also map one square of this side (km) end to end in fast mode, e.g. 100")
+    parser.add_argument("--big-models", default="demo", help="models of the --big-km run, comma separated")
     parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--tile-px", type=int, default=None, help="fast-mode tile (output px); default auto")
     parser.add_argument("--memory-budget-mib", type=float, default=None,
@@ -383,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.report_only:
         old = json.loads((out / "bench.json").read_text())
-        _, md = summarise(old["cases"], old["meta"], old.get("fast_exact_sample"))
+        _, md = summarise(old["cases"], old["meta"], old.get("fast_exact_sample"), old.get("int8_sample"))
         (out / "bench.md").write_text(md)
         sys.stdout.write(md)
         return 0
@@ -393,33 +590,43 @@ def main(argv: list[str] | None = None) -> int:
     from .demo import DEMO_MODEL
 
     cases = []
-    for model in args.models.split(","):
+    plan = [(m, float(a), False) for m in args.models.split(",") for a in args.areas.split(",")]
+    if args.big_km:
+        plan += [(m, args.big_km, True) for m in args.big_models.split(",")]
+    for model, area, big in plan:
         model_path = ensure_model(model)
-        for area in (float(a) for a in args.areas.split(",")):
-            inputs = synthesise_inputs(out / "inputs" / f"{area:g}km", area)
-            for mode in ("fast", "exact"):
-                case = {"model_path": str(model_path), "inputs": inputs, "area_km": area, "mode": mode,
-                        "output": str(out / f"{model}_{area:g}km_{mode}.tif"), "tile_px": args.tile_px,
-                        "memory_budget_mib": args.memory_budget_mib}
-                log.info("%s model, %g km, %s mode ...", model, area, mode)
-                proc = subprocess.run([sys.executable, "-m", "smqgis.bench", "--case", json.dumps(case)],
-                                      cwd=ROOT, capture_output=True, text=True)
-                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
-                if proc.returncode != 0 or line is None:
-                    log.error("case failed:\n%s", proc.stderr[-3000:])
-                    continue
-                result = {"model": model, **json.loads(line[len("BENCH_RESULT "):])}
-                add_flops(result, model_path)
-                log.info("  %.1f s wall, %.0f MiB peak RSS, %.0f GFLOP/s (%.0f %% of %.0f)", result["wall_s"],
-                         result["peak_rss_mib"], result["gflops_per_s"], result["pct_of_peak"],
-                         result["ort_peak_gflops"])
-                cases.append(result)
+        inputs = synthesise_inputs(out / "inputs" / f"{area:g}km", area)
+        # exact mode is the float32 reference, and takes hours at the big area: timed for float32 areas only
+        for mode in ("fast",) if model.endswith(INT8) or big else ("fast", "exact"):
+            case = {"model_path": str(model_path), "inputs": inputs, "area_km": area, "mode": mode,
+                    "output": str(out / f"{model}_{area:g}km_{mode}.tif"), "tile_px": args.tile_px,
+                    "memory_budget_mib": args.memory_budget_mib}
+            log.info("%s model, %g km, %s mode ...", model, area, mode)
+            proc = subprocess.run([sys.executable, "-m", "smqgis.bench", "--case", json.dumps(case)],
+                                  cwd=ROOT, capture_output=True, text=True)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                log.error("case failed:\n%s", proc.stderr[-3000:])
+                continue
+            result = {"model": model, **json.loads(line[len("BENCH_RESULT "):])}
+            add_flops(result, path_of(model[: -len(INT8)]) if model.endswith(INT8) else model_path)
+            log.info("  %.1f s wall, %.0f MiB peak RSS, %.0f GFLOP/s (%.0f %% of %.0f)", result["wall_s"],
+                     result["peak_rss_mib"], result["gflops_per_s"], result["pct_of_peak"],
+                     result["ort_peak_gflops"])
+            cases.append(result)
+    for case in cases:  # int8 maps against the float32 maps of the same area
+        fp32 = next((c for c in cases if c["mode"] == "fast" and c["area_km"] == case["area_km"]
+                     and case["model"] == c["model"] + INT8), None)
+        if fp32 is not None and case["mode"] == "fast":
+            case["vs_fp32"] = map_difference(fp32["output"], case["output"])
+    int8_sample = [sample_precision_agreement(path_of(m[: -len(INT8)]), path_of(m))
+                   for m in dict.fromkeys(m for m, _, _ in plan if m.endswith(INT8))]
     agreement = fast_exact_agreement(DEMO_MODEL)
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs", "onnxruntime": ort.__version__,
             "threads": physical_cores(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": "python -m smqgis.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
             "load_average_at_end": os.getloadavg()}
-    doc, md = summarise(cases, meta, agreement)
+    doc, md = summarise(cases, meta, agreement, [a for a in int8_sample if a])
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(doc, indent=2))
     (out / "bench.md").write_text(md)

@@ -16,7 +16,10 @@ Command line::
     python -m training.export --random-init --config small --variant full --seed 0 \
         --out build/models/small_full_random.onnx --title "..." --trained-on random
     python -m training.export --model-dir runs/x --out model.onnx --title "..." \
-        --trained-on simulated --trained-on-description "..." [--metrics-json FILE]
+        --trained-on simulated --trained-on-description "..." [--metrics-json FILE] [--int8]
+
+``--int8`` also writes an int8 copy beside ``--out`` (``<stem>_int8.onnx``, metadata ``precision``
+"int8"): static quantization calibrated on the sample scene, ``training/quantize.py``.
 """
 
 from __future__ import annotations
@@ -256,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trained-on-description", default="")
     parser.add_argument("--metrics-json", help="JSON file of metrics to embed (default: the run's metrics.json)")
     parser.add_argument("--opset", type=int, default=OPSET, choices=[17, 18])
+    parser.add_argument("--int8", action="store_true",
+                        help="also write an int8 copy (<stem>_int8.onnx beside --out; training/quantize.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -282,6 +287,11 @@ def main(argv: list[str] | None = None) -> None:
         opset=args.opset,
     )
     log.info("parity max |diff| (m3/m3): %s", result["parity_max_abs_diff"])
+    if args.int8:
+        from .quantize import quantize_model
+
+        out = Path(args.out)
+        quantize_model(out, out.with_name(f"{out.stem}_int8.onnx"), seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ delivers the tile's encoded inputs (read one tile ahead on a worker thread: read
 encoding overlap inference, and at most two tiles are in memory, so memory does not grow
 with the area), a :class:`TileRunner` - how a kind of model runs one tile, e.g. the
 fusion kind's fast or exact mode (``kinds/fusion.py``) - turns them into soil moisture,
-and the block is handed to a :class:`Writer` at once. The engine knows these three only
-by their protocols.
+and the block is handed to a :class:`Writer` at once. A tile with no valid input at all
+(every window's coverage 0: nodata in the inputs the model needs) is written as nodata
+without calling the runner. The engine knows these three only by their protocols.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class EngineStats:
     seconds: dict[str, float] = field(default_factory=lambda: {"read_warp_encode": 0.0, "inference": 0.0,
                                                               "write": 0.0, "wait_for_input": 0.0, "wall": 0.0})
     tiles: int = 0
+    #: Tiles with no valid input (every window's coverage 0): written as nodata, the model not run.
+    tiles_without_input: int = 0
     model_calls: int = 0
     n_pixels: int = 0
     n_valid: int = 0
@@ -179,6 +182,11 @@ def plan_tiles(grid: ModelGrid, tile_px: int) -> list[tuple[int, int, int, int]]
     ]
 
 
+def has_input(tile: TileData) -> bool:
+    """True when some window of ``tile`` has valid input (coverage above 0): the tile is worth running."""
+    return bool(np.any(tile.coverage > 0.0))
+
+
 def run_tiles(
     run_tile: TileRunner,
     reader: TileSource,
@@ -193,6 +201,9 @@ def run_tiles(
     tiles: list[tuple[int, int, int, int]] | None = None,
 ) -> EngineStats:
     """Run the model over every tile of ``grid`` and hand each result block to ``writer``.
+
+    A tile without valid input (:func:`has_input` false) is handed to ``writer`` as nodata
+    without calling ``run_tile``.
 
     Parameters
     ----------
@@ -240,7 +251,11 @@ def run_tiles(
                 pending = executor.submit(reader.read, *tiles[k + 1])
             stats.seconds["read_warp_encode"] += tile.seconds
             t1 = time.perf_counter()
-            sm, calls = run_tile(tile, is_cancelled)
+            if has_input(tile):
+                sm, calls = run_tile(tile, is_cancelled)
+            else:
+                sm, calls = np.full(tile.coverage.shape, NODATA, dtype=np.float32), 0
+                stats.tiles_without_input += 1
             t2 = time.perf_counter()
             writer.write(tile.row0, tile.col0, sm, tile.coverage)
             stats.seconds["inference"] += t2 - t1
@@ -256,5 +271,6 @@ def run_tiles(
             executor.shutdown(wait=True, cancel_futures=True)
     stats.n_pixels = grid.width * grid.height  # skipped tiles are nodata pixels of the map too
     stats.seconds["wall"] = time.perf_counter() - t_wall
-    log.info("done in %.2f s: %s", stats.seconds["wall"], {k: round(v, 3) for k, v in stats.seconds.items()})
+    log.info("done in %.2f s (%d tiles, %d without input): %s", stats.seconds["wall"], stats.tiles,
+             stats.tiles_without_input, {k: round(v, 3) for k, v in stats.seconds.items()})
     return stats

@@ -230,8 +230,8 @@ class OnnxModel:
             ) from None
         self._check_graph()
         self.providers: list[str] = list(self.session.get_providers())
-        log.info("model %s (%s, %s) runs on %s", os.path.basename(self.path), self.metadata["model_kind"],
-                 self.metadata["variant"], self.providers[0])
+        log.info("model %s (%s, %s, %s) runs on %s", os.path.basename(self.path), self.metadata["model_kind"],
+                 self.metadata["variant"], self.precision, self.providers[0])
 
     def _check_graph(self) -> None:
         """ModelError unless the graph's inputs are the metadata's."""
@@ -248,6 +248,14 @@ class OnnxModel:
     def label(self) -> str:
         """Label shown to users (says "simulated" for models trained on simulated data)."""
         return str(self.metadata["label"])
+
+    @property
+    def precision(self) -> str:
+        """Numeric precision of the graph (``schema.PRECISIONS``: "float32", or "int8" for a quantized model).
+
+        Inputs and outputs are float32 whatever it is; models without the field are float32.
+        """
+        return schema.precision_of(self.metadata)
 
     @property
     def roles(self) -> list[str]:

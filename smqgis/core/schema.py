@@ -30,7 +30,9 @@ Schema version 1 (all sizes in pixels of the input's own grid, all lengths in m)
       "pooling": {"kind": "center_weighted_gaussian", "sigma_cells": float},
       "metrics": {...} | {},
       "training": {...} | {},
-      "created_utc": str, "producer": str
+      "created_utc": str, "producer": str,
+      "precision": one of PRECISIONS     # optional (added later): absent = "float32"
+      "quantization": {...}              # optional: how an int8 model was made (training/quantize.py)
     }
 
 How the graph is called (both modes are the same graph; see training/model.py):
@@ -61,6 +63,9 @@ OUTPUT_NAME = "soil_moisture"
 INFERENCE_MODES = ("fast", "exact")
 #: onnxruntime execution providers a caller may ask for ("auto": CUDA when available, else CPU).
 EXECUTION_PROVIDERS = ("auto", "cpu", "cuda")
+#: Numeric precision of a model's weights and activations (metadata ``precision``; absent = the first).
+PRECISIONS = ("float32", "int8")
+DEFAULT_PRECISION = PRECISIONS[0]
 SIMULATED_LABEL = "DEMO model trained on simulated data - not for real-world use"
 
 _HR_S1 = ["sentinel1/VV", "sentinel1/VH", "sentinel1/angle"]
@@ -260,6 +265,8 @@ def validate(meta: dict[str, Any]) -> dict[str, Any]:
                 _require(float(enc["max"]) > float(enc["min"]), f"band {ref}: encoding max must exceed min")
             else:
                 _require(float(enc["log_std"]) > 0 and float(enc["dn_scale"]) > 0, f"band {ref}: bad log encoding")
+    _require(meta.get("precision", DEFAULT_PRECISION) in PRECISIONS,
+             f"unknown precision {meta.get('precision')!r}; this smqgis runs {list(PRECISIONS)}: update the plugin")
     out = meta["output"]
     _require(out.get("units") == "m3/m3", f"output units must be m3/m3, got {out.get('units')!r}")
     lo, hi = out.get("valid_range", [None, None])
@@ -283,7 +290,13 @@ def to_metadata_props(meta: dict[str, Any]) -> dict[str, str]:
         "variant": meta["variant"],
         "label": meta["label"],
         "output_units": meta["output"]["units"],
+        "precision": precision_of(meta),
     }
+
+
+def precision_of(meta: dict[str, Any]) -> str:
+    """The model's numeric precision (one of :data:`PRECISIONS`); models written before the field are float32."""
+    return str(meta.get("precision", DEFAULT_PRECISION))
 
 
 def from_metadata_props(props: dict[str, str]) -> dict[str, Any]:

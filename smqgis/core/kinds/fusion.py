@@ -247,6 +247,20 @@ def _map(model: Any, inputs: dict[str, LayerInput], make_writer: Callable[[Model
 
     check_arguments(tile_px=tile_px, batch_size=batch_size, mode=mode, provider=provider,
                     max_output_px=max_output_px)
+    # The whole run, its reads while preparing included, in the bounded GDAL cache (read outside it,
+    # the cache grew to 1.8 GiB on a 100 km run instead of ~0.5 GiB).
+    with gdal_env():
+        return _map_in_env(model, inputs, make_writer, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs,
+                           mode=mode, provider=provider, tile_px=tile_px, batch_size=batch_size, progress=progress,
+                           is_cancelled=is_cancelled, memory_budget_mib=memory_budget_mib,
+                           ignore_time_bounds=ignore_time_bounds, max_output_px=max_output_px)
+
+
+def _map_in_env(model: Any, inputs: dict[str, LayerInput], make_writer: Callable[[ModelGrid], Any], *,
+                extent: tuple | None, extent_crs: str | None, dst_crs: str | None, mode: str, provider: str,
+                tile_px: int | None, batch_size: int, progress: ProgressFn | None, is_cancelled: CancelFn | None,
+                memory_budget_mib: float | None, ignore_time_bounds: bool,
+                max_output_px: int | None) -> tuple[PreparedRun, Any, Any]:
     run = prepare(model, inputs, extent=extent, extent_crs=extent_crs, dst_crs=dst_crs, provider=provider,
                   model_kind=KIND, ignore_time_bounds=ignore_time_bounds)
     try:
@@ -261,10 +275,9 @@ def _map(model: Any, inputs: dict[str, LayerInput], make_writer: Callable[[Model
                                 "input and were skipped (nodata)")
         writer = make_writer(run.grid)
         try:
-            with gdal_env():
-                stats = run_tiles(partial(predict_tile, run.model, run.grid, mode=mode, batch_size=batch_size),
-                                  run.reader, run.grid, writer, tile_px=tile, label=f"{mode} mode",
-                                  progress=progress, is_cancelled=is_cancelled, tiles=keep)
+            stats = run_tiles(partial(predict_tile, run.model, run.grid, mode=mode, batch_size=batch_size),
+                              run.reader, run.grid, writer, tile_px=tile, label=f"{mode} mode",
+                              progress=progress, is_cancelled=is_cancelled, tiles=keep)
             if stats.summary().get("valid_fraction", 0.0) == 0.0:
                 raise InputError(_no_valid_output(run), parameter="extent")
             writer.commit(provenance_tags(run, MODE=mode, TILE_PX=str(tile)))
