@@ -25,6 +25,12 @@ Command line::
     python -m training.train --config small --variant full --train 'data/train-*.tfrecord.gz' \
         --val 'data/val-*.tfrecord.gz' --steps 200 --batch-size 8 --strategy default \
         --model-dir runs/small_full --seed 0
+
+At scale: ``--strategy mirrored`` (every GPU of the machine) or ``--strategy tpu --tpu NAME``
+(a TPU VM or pod slice; ``--steps-per-loop 100``), the global batch (64 in Table 7) split over
+the replicas; ``--data-service HOST:PORT`` moves the input pipeline to a tf.data service
+(``training/data_service.py``); ``python -m training.sweep`` runs the Table 7 learning-rate x
+weight-decay grid and picks the best run on validation.
 """
 
 from __future__ import annotations
@@ -329,6 +335,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps-per-loop", type=int, default=1, help="steps per host round trip (TPU: e.g. 100)")
     parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: the config's)")
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the per-replica step")
+    parser.add_argument("--data-service", metavar="HOST:PORT",
+                        help="read training batches from a tf.data service dispatcher (training/data_service.py)")
+    parser.add_argument("--data-service-sharding", default="dynamic", choices=["dynamic", "off"],
+                        help="dynamic: the dispatcher splits the files among workers; off: every worker reads all")
+    parser.add_argument("--data-service-job", help="job name shared by the trainers of one run (a TPU pod's hosts)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a config field, e.g. --set pooling_sigma_cells=0.5 --set head1_keep=0.9,0.9,0.9")
     args = parser.parse_args(argv)
@@ -357,6 +368,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     trainer.restore()
     train_ds = make_dataset(args.train, args.variant, cfg.batch_size, training=True, seed=args.seed)
+    if args.data_service:
+        from .data_service import distribute
+
+        train_ds = distribute(train_ds, args.data_service, sharding=args.data_service_sharding,
+                              job_name=args.data_service_job)
     start = time.perf_counter()
     losses = trainer.fit(train_ds, steps_per_loop=args.steps_per_loop, checkpoint_every=args.checkpoint_every)
     log.info(
