@@ -231,10 +231,19 @@ def smen_demo(output: str, via: str) -> str:
         for item in value if isinstance(value, list) else [value]:
             args.append(f"--{key}={item}")
     proc = subprocess.run([qgis_process_executable(), "run", "smqgis:estimate_sm_3km", "--json", *args],  # noqa: S603
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=sample_env())
     if proc.returncode != 0:
         raise RuntimeError(f"qgis_process failed on the 3 km map ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return "made by: qgis_process run smqgis:estimate_sm_3km\n" + smen.demo_summary(output, run=False)
+
+
+def sample_env() -> dict[str, str]:
+    """The environment of the demo's qgis_process runs: GDAL writes no ``.aux.xml`` beside the bundled sample.
+
+    (QGIS computes statistics of the layers it opens and GDAL keeps them in side-car files by
+    default; the sample folder may be read-only in an installed plugin, and must stay as shipped.)
+    """
+    return {**os.environ, "GDAL_PAM_ENABLED": "NO"}
 
 
 def qgis_process_executable() -> str:
@@ -254,7 +263,8 @@ def run_via_qgis_process(model: str, sample: Path, output: str, mode: str, provi
     from .processing.ids import ALGORITHM_ID, EXECUTION_PROVIDERS, MODES
 
     exe = qgis_process_executable()
-    enable = subprocess.run([exe, "plugins", "enable", "smqgis"], capture_output=True, text=True, check=False)
+    enable = subprocess.run([exe, "plugins", "enable", "smqgis"], capture_output=True, text=True, check=False,
+                            env=sample_env())
     if enable.returncode != 0 and "already enabled" not in (enable.stdout + enable.stderr):
         raise RuntimeError(f"qgis_process could not enable the smqgis plugin: {enable.stderr.strip()}")
     manifest = json.loads((sample / "manifest.json").read_text())
@@ -266,7 +276,8 @@ def run_via_qgis_process(model: str, sample: Path, output: str, mode: str, provi
     }
     params.update({key.upper(): str(sample / spec["path"]) for key, spec in manifest["inputs"].items()})
     args = [f"--{name}={value}" for name, value in params.items()]
-    proc = subprocess.run([exe, "run", ALGORITHM_ID, "--json", *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run([exe, "run", ALGORITHM_ID, "--json", *args], capture_output=True, text=True, check=False,
+                          env=sample_env())
     if proc.returncode != 0:
         raise RuntimeError(f"qgis_process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout[proc.stdout.index("{") :])["results"]

@@ -72,3 +72,30 @@ def test_qgis_process_run_matches_processing_run(enabled_plugin: Path, sample_ru
         # with the demo model ~6 % of pixels differ by 1 float32 ulp (6e-8 m3/m3); 1e-6 m3/m3 is
         # four orders of magnitude below the 0.01 m3/m3 precision of soil-moisture sensors
         np.testing.assert_allclose(got_sm, ref_sm, rtol=0.0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_demo_run_leaves_the_sample_as_shipped(enabled_plugin: Path, tmp_path: Path) -> None:
+    """make demo's qgis_process run writes its map and nothing beside the sample's rasters (no .aux.xml)."""
+    import hashlib
+    import shutil
+
+    from smqgis import demo
+
+    sample = tmp_path / "sample"
+    shutil.copytree(demo.SAMPLE_DIR, sample)
+    before = {p.relative_to(sample): hashlib.sha256(p.read_bytes()).hexdigest() for p in sample.rglob("*")
+              if p.is_file()}
+    out = tmp_path / "out" / "map.tif"
+    out.parent.mkdir()
+    results = demo.run_via_qgis_process(str(demo.DEMO_MODEL), sample, str(out), "fast", "cpu")
+    assert Path(results["OUTPUT"]) == out
+    after = {p.relative_to(sample): hashlib.sha256(p.read_bytes()).hexdigest() for p in sample.rglob("*")
+             if p.is_file()}
+    assert after == before  # no side-car file, no byte changed
+    assert sorted(p.name for p in out.parent.iterdir()) == ["map.tif"]
+    with rasterio.open(out) as ds, rasterio.open(demo.SAMPLE_DIR / "truth_sm_320m.tif") as truth:
+        sm = ds.read(1)
+        valid = sm != ds.nodata
+        assert valid.mean() > 0.9
+        assert abs(float(sm[valid].mean()) - float(truth.read(1, masked=True).mean())) < 0.05  # m3/m3

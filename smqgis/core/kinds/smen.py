@@ -484,7 +484,7 @@ def _resolve_dates(
                 "history_dates",
             )
         hist = [h.date for h in history]  # type: ignore[misc]
-    if any(b <= a for a, b in zip(hist, hist[1:], strict=False)) or hist[-1] >= cur:
+    if any(b <= a for a, b in zip(hist, hist[1:])) or hist[-1] >= cur:
         listed = ", ".join(d.isoformat() for d in hist)
         raise SmenInputError(
             f"the history dates ({listed}) are out of order for the current date {cur.isoformat()}: the pairs must be "
@@ -712,7 +712,7 @@ def provenance_tags(model: SmenModel, inputs: SmenInputs, offset: float, crs: st
         else f"EASE-Grid 2.0 3 km resampled (bilinear) to {crs}",
         "BAND_2": "high_res_history: 1 where at least one of the k previous dates had a 3 km value, else 0",
         "ATTRIBUTION": "; ".join(b["attribution"] for b in BANDS.values()),
-        "CREATED_UTC": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "CREATED_UTC": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
