@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import sources
-from .ee_inputs import PixelGrid, compute_pixels_params
+from .ee_inputs import EE_NODATA, PixelGrid, compute_pixels_params
 from .errors import Cancelled, EarthEngineError
 
 log = logging.getLogger(__name__)
@@ -348,6 +348,7 @@ def assemble(plan: Plan, files: dict[Chunk, str], key: str, output_path: str, ta
         "driver": "GTiff", "width": grid.width, "height": grid.height, "count": chunks[0].n_bands,
         "dtype": dtype, "crs": grid.crs, "transform": grid.transform, "compress": "deflate",
         "tiled": True, "blockxsize": CHUNK_ALIGN_PX, "blockysize": CHUNK_ALIGN_PX,
+        "nodata": EE_NODATA[sources.SOURCES[key].ee_dtype],  # what source_image gave masked pixels
     }
     folder = os.path.dirname(os.path.abspath(output_path))
     fd, tmp = tempfile.mkstemp(prefix=".smqgis-ee-", suffix=".tif", dir=folder)

@@ -353,10 +353,17 @@ def band_ids(key: str, chosen: dict[str, Any]) -> list[str]:
     return [src.successor["ee_band"]] if chosen.get("successor") else src.band_names
 
 
+#: Value of masked pixels in a download, per pixel type (``Source.ee_dtype``): the assembled file's nodata.
+#: uint16 0 is Sentinel-2 L1C's own "no data" DN; the others lie far outside every source's valid range.
+EE_NODATA = {"float32": -9999.0, "uint16": 0, "int16": -32768}
+
+
 def source_image(key: str, chosen: dict[str, Any]) -> Any:
     """The ee.Image of source ``key`` from its chosen image: bands renamed (:func:`band_ids`), masked, typed.
 
-    Sentinel-2 pixels flagged by QA60 (opaque clouds, cirrus) are set to 0 (the download's nodata).
+    Masked pixels (Sentinel-2 pixels flagged by QA60 - opaque clouds, cirrus -, swath edges, holes)
+    get the download's nodata value (:data:`EE_NODATA` of the source's type), which the assembled
+    GeoTIFF declares, so that they are nodata to the model rather than values.
     """
     import ee
 
@@ -371,8 +378,8 @@ def source_image(key: str, chosen: dict[str, Any]) -> Any:
         if "mask_band" in f:
             qa = base.select(f["mask_band"])
             clear = qa.bitwiseAnd(sum(1 << int(bit) for bit in f["mask_bits"])).eq(0)
-            img = img.updateMask(clear).unmask(0)
-    img = img.rename(names)
+            img = img.updateMask(clear)
+    img = img.rename(names).unmask(EE_NODATA[src.ee_dtype])
     return getattr(img, {"float32": "toFloat", "uint16": "toUint16", "int16": "toInt16"}[src.ee_dtype])()
 
 

@@ -85,3 +85,37 @@ def test_two_dates_make_one_series(fake, tmp_path: Path) -> None:
         valid = s.read(1) != s.nodata
         np.testing.assert_allclose(s.read(4)[valid], 60.5)  # the sample's SMAP ages (dates.json)
         np.testing.assert_allclose(s.read(9)[s.read(6) != s.nodata], 12.5)
+
+
+def test_masked_sentinel2_pixels_are_nodata_not_dark_pixels(fake, tmp_path: Path) -> None:
+    """Clouds (QA60-masked pixels) in the download reach the model as missing input, never as DN 0."""
+    date = ["2020-04-25T06:00:00Z"]
+    clean = tmp_path / "clean.tif"
+    ee_maps.soil_moisture_map(str(DEMO_MODEL_PATH), SAMPLE_EXTENT, "EPSG:32614", date, str(clean),
+                              str(tmp_path / "work_clean"))
+    west = SAMPLE_EXTENT[0] + 1500.0  # a 1.5 km cloud along the west edge
+    fake.masked_west_of["sentinel2"] = west
+    try:
+        cloudy = tmp_path / "cloudy.tif"
+        ee_maps.soil_moisture_map(str(DEMO_MODEL_PATH), SAMPLE_EXTENT, "EPSG:32614", date, str(cloudy),
+                                  str(tmp_path / "work_cloudy"))
+    finally:
+        fake.masked_west_of.clear()
+    (s2_path,) = (tmp_path / "work_cloudy").rglob("sentinel2.tif")
+    with rasterio.open(s2_path) as s2:
+        assert s2.nodata == 0
+        xs = s2.transform.c + s2.transform.a * (np.arange(s2.width) + 0.5)
+        valid = s2.read_masks(1) > 0
+        assert not valid[:, xs < west].any()  # the cloud is nodata ...
+        assert valid[:, xs > west].mean() > 0.99  # ... and nothing else
+    with rasterio.open(clean) as a, rasterio.open(cloudy) as b:
+        cov_clean, cov_cloudy = a.read(2), b.read(2)
+        sm_clean, sm_cloudy = a.read(1), b.read(1)
+    drop = cov_clean - cov_cloudy
+    # windows that reach the cloud lose about the cloud's share of their pixels (had the masked pixels been
+    # read as DN 0, the coverage would not have changed); the east, out of the windows' reach, is untouched
+    assert (drop >= -1e-6).all()
+    assert drop[:, 0].mean() > 0.2
+    assert drop[:, -1].max() == 0.0
+    np.testing.assert_allclose(sm_cloudy[:, -1], sm_clean[:, -1], atol=1e-6)
+    assert (sm_cloudy[:, 0] != sm_clean[:, 0]).any()

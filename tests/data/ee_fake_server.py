@@ -103,6 +103,8 @@ class FakeEarthEngine:
         self.value_requests = 0
         self.lock = threading.Lock()
         self.dates = sample_dates()
+        #: Source key -> x (grid CRS): pixels centred west of it are served masked (a cloud, a swath edge).
+        self.masked_west_of: dict[str, float] = {}
         self.server: ThreadingHTTPServer | None = None
         self._bands: dict[Path, tuple[dict[str, np.ndarray], Any, Any]] = {}
 
@@ -161,7 +163,12 @@ class FakeEarthEngine:
         for i, name in enumerate(names):
             reproject(bands[name], out[i], src_transform=src_transform, src_crs=src_crs, dst_transform=dst_transform,
                       dst_crs=g["crsCode"], resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
-        out = np.where(np.isnan(out), 0.0, out)
+        west = self.masked_west_of.get(key)
+        if west is not None:  # scripted masked pixels (clouds): every pixel centred west of ``west`` (grid CRS)
+            xs = dst_transform.c + dst_transform.a * (np.arange(w) + 0.5)
+            out[:, :, xs < west] = np.nan
+        unmasks = _calls(tree, "Image.unmask")  # outermost first: the value the download's masked pixels get
+        out = np.where(np.isnan(out), float(_const(unmasks[0]["value"])) if unmasks else 0.0, out)
         if pixel_type != "float32":
             out = np.round(out)
         profile = {"driver": "GTiff", "width": w, "height": h, "count": len(names), "dtype": pixel_type,
