@@ -12,6 +12,12 @@ earthengine-api (its discovery, its HTTP transport, its serializer) at this serv
 - ``POST /v*/projects/P/image:computePixels``: the sample raster of the requested source and date,
   warped (nearest) onto the request's grid, in the requested pixel type, as GeoTIFF bytes.
 
+Extra Sentinel-1 scenes can be scripted (``FakeEarthEngine.scenes``: (time in ms, sample date key)):
+the selection also considers them, with ids ``<collection>/smqgis_sample_<date>_<ms>`` and the other
+inputs' times shifted by the same amount, and their pixels are the sample date's. With ``relocate``
+every computePixels grid is moved (same size, pixel and CRS kind) onto the sample's centre, so a
+request anywhere on Earth gets the sample's pixels (for pipelines over real station positions).
+
 Faults are scripted per computePixels request (``FakeEarthEngine.faults``: ``"429"``, ``"500"``,
 ``"truncate"``; an empty list answers normally), and ``delay_s`` slows each answer. Run as a script
 (``python tests/data/ee_fake_server.py``) it prints its URL and serves until killed.
@@ -105,6 +111,10 @@ class FakeEarthEngine:
         self.dates = sample_dates()
         #: Source key -> x (grid CRS): pixels centred west of it are served masked (a cloud, a swath edge).
         self.masked_west_of: dict[str, float] = {}
+        #: Extra Sentinel-1 scenes: (acquisition time in ms, sample date key ``YYYYMMDD`` whose pixels they serve).
+        self.scenes: list[tuple[int, str]] = []
+        #: Move every computePixels grid onto the sample's centre (see the module paragraph).
+        self.relocate = False
         self.server: ThreadingHTTPServer | None = None
         self._bands: dict[Path, tuple[dict[str, np.ndarray], Any, Any]] = {}
 
@@ -117,20 +127,42 @@ class FakeEarthEngine:
         rng = _calls(branches["sentinel1"], "DateRange")[0]
         start, end = _const(rng["start"]), _const(rng["end"])
         chosen = None
-        for key, d in self.dates.items():
-            anchor = _ms(d["manifest"]["anchor_time"])
-            latest = chosen is None or anchor > _ms(self.dates[chosen]["manifest"]["anchor_time"])
-            if start <= anchor < end and latest:
-                chosen = key
+        candidates = [(_ms(d["manifest"]["anchor_time"]), key, "") for key, d in self.dates.items()]
+        candidates += [(int(t), key, f"_{int(t)}") for t, key in self.scenes]
+        for anchor, key, suffix in candidates:
+            if start <= anchor < end and (chosen is None or anchor > chosen[0]):
+                chosen = (anchor, key, suffix)
         out: dict[str, Any] = {}
         for src in branches:
             if chosen is None:
                 out[src] = {"ids": [], "times": []}
                 continue
-            inp = self.dates[chosen]["manifest"]["inputs"][src]
+            anchor, key, suffix = chosen
+            manifest = self.dates[key]["manifest"]
+            shift = anchor - _ms(manifest["anchor_time"])  # 0 for the sample's own dates
+            t = _ms(manifest["inputs"][src]["acquisition_time"]) + shift
             coll = sources.SOURCES[src].ee_collection
-            out[src] = {"ids": [f"{coll}/smqgis_sample_{chosen}"], "times": [_ms(inp["acquisition_time"])]}
+            out[src] = {"ids": [f"{coll}/smqgis_sample_{key}{suffix}"], "times": [t]}
         return out
+
+    def _relocated(self, transform: Any, crs: str, width: int, height: int) -> tuple[Any, str]:
+        """``transform`` moved so that the grid's centre is the sample's centre (UTM grids: the sample's CRS)."""
+        from affine import Affine
+        from rasterio.warp import transform as warp_points
+
+        with self.lock:
+            if not hasattr(self, "_sample_centre"):
+                import rasterio
+
+                with rasterio.open(SAMPLE / "sentinel1.tif") as src:
+                    b = src.bounds
+                    self._sample_centre = (str(src.crs), (b.left + b.right) / 2.0, (b.bottom + b.top) / 2.0)
+        sample_crs, sx, sy = self._sample_centre
+        dst_crs = sample_crs if re.match(r"^EPSG:32[67]\d\d$", crs) else crs
+        xs, ys = warp_points(sample_crs, dst_crs, [sx], [sy])
+        cx, cy = transform @ (width / 2.0, height / 2.0)
+        t = transform
+        return Affine(t.a, t.b, t.c + xs[0] - cx, t.d, t.e, t.f + ys[0] - cy), dst_crs
 
     def pixels(self, body: dict[str, Any]) -> bytes:
         from affine import Affine
@@ -147,7 +179,7 @@ class FakeEarthEngine:
                 prefix = s.ee_collection.split("{")[0]
                 if i.startswith(prefix):
                     key = s.key
-                    m = re.search(r"smqgis_sample_(\d{8})$", i)
+                    m = re.search(r"smqgis_sample_(\d{8})(?:_\d+)?$", i)
                     date = m.group(1) if m else None
         folder = self.dates[date]["folder"] if date else SAMPLE
         dtype = {"Image.toFloat": "float32", "Image.toUint16": "uint16", "Image.toInt16": "int16"}
@@ -160,9 +192,12 @@ class FakeEarthEngine:
         names = body["bandIds"]
         out = np.zeros((len(names), h, w), dtype=np.float64)
         bands, src_transform, src_crs = self.sample_bands(folder / f"{key}.tif")
+        read_transform, read_crs = dst_transform, g["crsCode"]
+        if self.relocate:
+            read_transform, read_crs = self._relocated(dst_transform, read_crs, w, h)
         for i, name in enumerate(names):
-            reproject(bands[name], out[i], src_transform=src_transform, src_crs=src_crs, dst_transform=dst_transform,
-                      dst_crs=g["crsCode"], resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+            reproject(bands[name], out[i], src_transform=src_transform, src_crs=src_crs, dst_transform=read_transform,
+                      dst_crs=read_crs, resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
         west = self.masked_west_of.get(key)
         if west is not None:  # scripted masked pixels (clouds): every pixel centred west of ``west`` (grid CRS)
             xs = dst_transform.c + dst_transform.a * (np.arange(w) + 0.5)

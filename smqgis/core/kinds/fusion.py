@@ -83,7 +83,8 @@ def check_size(grid: ModelGrid, tile_px: int, layers: dict[str, Any], max_output
             f"the map would be {grid.width} x {grid.height} pixels ({pixels * (grid.out_res_m / 1000) ** 2:,.0f} km2) "
             f"in {len(tiles)} tiles, about {estimate['seconds'] / 60:.0f} min and {estimate['output_mib']:.0f} MiB, "
             f"above the limit of {max_output_px:,} pixels; choose a smaller extent (EXTENT), raise the limit "
-            "(MAX_OUTPUT_PX / max_output_px) or split the area into a batch of runs with qgis_process",
+            "(MAX_OUTPUT_PX / max_output_px) or split the area into a batch of runs with qgis_process; for an area "
+            "beyond one machine, run `python -m smqgis.region_map` (tiles mapped in parallel, then a mosaic)",
             parameter="extent")
     return estimate
 
