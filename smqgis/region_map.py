@@ -41,6 +41,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from .core import sources
 from .core.engine import NODATA
 from .core.errors import InputError
+from .core.grid import ModelGrid, bounds_in, intersect
 from .core.kinds import fusion
 from .core.pipeline import LayerInput
 
@@ -96,14 +97,11 @@ class RegionPlan:
 
     Attributes
     ----------
-    crs : str
-        Projected output CRS.
-    x0, y0, width, height, out_res_m :
-        The region's output grid (m, pixels), as a single run over the area would have it.
+    grid : ModelGrid
+        The region's output grid, as a single run over the area has it (its ``reach_m``: how far the
+        model windows reach beyond the output pixel centres, so how far each tile reads).
     tile_px : int
         Tile side (output pixels).
-    reach_m : float
-        How far the model windows reach beyond the output pixel centres (m): each tile reads that far.
     tiles : list of Tile
         Row-major.
     inputs : dict of str to LayerInput
@@ -118,24 +116,13 @@ class RegionPlan:
         offset was found).
     """
 
-    crs: str
-    x0: float
-    y0: float
-    width: int
-    height: int
-    out_res_m: float
+    grid: ModelGrid
     tile_px: int
-    reach_m: float
     tiles: list[Tile]
     inputs: dict[str, LayerInput]
     input_boxes: list[tuple[float, float, float, float]]
     warnings: list[str]
     tags: dict[str, str]
-
-    @property
-    def transform(self) -> tuple[float, float, float, float, float, float]:
-        """GDAL geotransform of the mosaic (x0, res, 0, y0, 0, -res)."""
-        return (self.x0, self.out_res_m, 0.0, self.y0, 0.0, -self.out_res_m)
 
 
 def plan_region(model: Any, inputs: dict[str, LayerInput], *, extent: tuple[float, float, float, float],
@@ -171,7 +158,6 @@ def plan_region(model: Any, inputs: dict[str, LayerInput], *, extent: tuple[floa
     InputError, ModelError
         As a single run over the area would (``parameter`` / ``role`` say which argument or input).
     """
-    from .core.grid import bounds_in
     from .core.layers import gdal_env
     from .core.pipeline import prepare
 
@@ -202,8 +188,7 @@ def plan_region(model: Any, inputs: dict[str, LayerInput], *, extent: tuple[floa
             tiles.append(Tile(i, j, row0, col0, nr, nc, (x0, y0 - nr * res, x0 + nc * res, y0)))
     log.info("region %s: %d x %d px of %g m from (%.1f, %.1f) in %d tiles of %d px (%.2f km)", grid.crs,
              grid.width, grid.height, res, grid.x0, grid.y0, len(tiles), tile_px, tile_px * res / 1000.0)
-    return RegionPlan(grid.crs, grid.x0, grid.y0, grid.width, grid.height, res, tile_px, grid.reach_m, tiles,
-                      fixed, boxes, warnings, tags)
+    return RegionPlan(grid, tile_px, tiles, fixed, boxes, warnings, tags)
 
 
 def _local_copy(path: str, folder: str) -> str:
@@ -273,9 +258,7 @@ class MapTileFn(beam.DoFn):
         shutil.rmtree(getattr(self, "_scratch", ""), ignore_errors=True)
 
     def _reaches_every_input(self, tile: Tile) -> bool:
-        from .core.grid import intersect
-
-        inset = self.plan.reach_m - self.plan.out_res_m / 2.0  # windows reach this far beyond the tile's edge
+        inset = self.plan.grid.reach_m - self.plan.grid.out_res_m / 2.0  # windows reach this far beyond the tile's edge
         b = tile.bounds
         reach = (b[0] - inset, b[1] - inset, b[2] + inset, b[3] + inset)
         return all(intersect([reach, box]) is not None for box in self.plan.input_boxes)
@@ -297,8 +280,8 @@ class MapTileFn(beam.DoFn):
             b = tile.bounds
             extent = (b[0] + 1.0, b[1] + 1.0, b[2] - 1.0, b[3] - 1.0)
             try:
-                fusion.estimate_sm_320m(self.model, self.plan.inputs, raw, extent=extent, extent_crs=self.plan.crs,
-                                        dst_crs=self.plan.crs, mode=self.mode, provider=self.provider,
+                fusion.estimate_sm_320m(self.model, self.plan.inputs, raw, extent=extent, extent_crs=self.plan.grid.crs,
+                                        dst_crs=self.plan.grid.crs, mode=self.mode, provider=self.provider,
                                         tile_px=self.plan.tile_px)
             except InputError as exc:
                 if exc.parameter != "extent":
@@ -336,9 +319,9 @@ def mosaic_vrt(plan: RegionPlan, tiles: list[Tile], tags: dict[str, str], band_i
     """VRT XML of the region's grid with each tile (relative to the VRT) in its place; two float32 bands."""
     from rasterio.crs import CRS
 
-    srs = escape(CRS.from_user_input(plan.crs).to_wkt())
-    gt = ", ".join(repr(float(v)) for v in plan.transform)
-    lines = [f'<VRTDataset rasterXSize="{plan.width}" rasterYSize="{plan.height}">',
+    srs = escape(CRS.from_user_input(plan.grid.crs).to_wkt())
+    gt = ", ".join(repr(float(v)) for v in plan.grid.transform.to_gdal())
+    lines = [f'<VRTDataset rasterXSize="{plan.grid.width}" rasterYSize="{plan.grid.height}">',
              f"  <SRS>{srs}</SRS>", f"  <GeoTransform>{gt}</GeoTransform>", "  <Metadata>"]
     lines += [f'    <MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in sorted(tags.items())]
     lines.append("  </Metadata>")

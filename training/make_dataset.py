@@ -532,14 +532,18 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     return args, beam_args
 
 
-def run(argv: Sequence[str] | None = None) -> Any:
-    """Run the pipeline; returns Beam's ``PipelineResult`` (finished)."""
-    args, beam_args = parse_args(argv)
+def run_pipeline(build_fn: Any, args: argparse.Namespace, beam_args: list[str]) -> Any:
+    """``build_fn(pipeline, args)`` run on the runner ``beam_args`` name; Beam's ``PipelineResult`` (finished)."""
     p = beam.Pipeline(options=PipelineOptions(beam_args))
-    build(p, args)
+    build_fn(p, args)
     result = p.run()
     result.wait_until_finish()
     return result
+
+
+def run(argv: Sequence[str] | None = None) -> Any:
+    """Run the pipeline; returns Beam's ``PipelineResult`` (finished)."""
+    return run_pipeline(build, *parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -28,9 +28,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
-from training.make_dataset import LABEL_0_5, LABEL_5_5, SensorRef, _interface
+from training.make_dataset import LABEL_0_5, LABEL_5_5, SensorRef, _interface, run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +160,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
 
 def run(argv: Sequence[str] | None = None) -> Any:
     """Run the pipeline; returns Beam's ``PipelineResult`` (finished)."""
-    args, beam_args = parse_args(argv)
-    p = beam.Pipeline(options=PipelineOptions(beam_args))
-    build(p, args)
-    result = p.run()
-    result.wait_until_finish()
-    return result
+    return run_pipeline(build, *parse_args(argv))
 
 
 if __name__ == "__main__":
