@@ -35,7 +35,7 @@ WARP_TOLERANCE_PX = 1e-4
 
 #: GDAL block cache while a run reads (MiB): holds a tile's warped blocks for the next tile's halo, and
 #: keeps the memory of a run independent of its area (GDAL's default is 5 % of the machine's RAM).
-GDAL_CACHE_MIB = 256
+GDAL_CACHE_MIB = 128
 
 
 def gdal_env() -> Any:
@@ -129,7 +129,7 @@ class SourceLayer:
         return abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6
 
     def read_physical(self, role: str, bands: list[str], crs: str, transform: Any, shape: tuple[int, int],
-                      window: Window, resampling: Resampling) -> np.ndarray:
+                      window: Window, resampling: Resampling, out: np.ndarray | None = None) -> np.ndarray:
         """Read ``bands`` in ``window`` of the role grid (``transform``, ``shape`` in ``crs``), in physical units.
 
         A file already on the role grid (:meth:`on_grid`) is read with a plain windowed read of
@@ -138,6 +138,9 @@ class SourceLayer:
         through the bounded block cache), so a pixel's value never depends on the tile it is
         read in. Memory is that of the window in both cases.
 
+        ``out`` (float32, C-contiguous, shape (len(bands), rows, cols)) is filled and returned
+        instead of a new array: the map reader passes buffers it reuses from tile to tile.
+
         Returns
         -------
         ndarray, shape (len(bands), rows, cols), float32
@@ -145,11 +148,12 @@ class SourceLayer:
             NaN where the input has nodata or does not reach.
         """
         idx = [self.band_index[b] for b in bands]
+        if out is None:
+            out = np.empty((len(idx), int(window.height), int(window.width)), dtype=np.float32)
         if self.on_grid(crs, transform):
-            out = self._read_window(idx, transform, window)
+            self._read_window(idx, transform, window, out)
         else:
             vrt = self.warped(role, crs, transform, shape, resampling)
-            out = np.empty((len(idx), int(window.height), int(window.width)), dtype=np.float32)
             for k, i in enumerate(idx):
                 # one band per read: GDAL then warps the VRT's fixed blocks (a multi-band read warps
                 # the requested window directly, and its values would depend on the tile)
@@ -165,22 +169,33 @@ class SourceLayer:
                 out[k] = self.to_physical(band, out[k])
         return out
 
-    def _read_window(self, idx: list[int], transform: Any, window: Window) -> np.ndarray:
-        """Windowed read of an on-grid file; NaN outside the file and at its nodata."""
+    def _read_window(self, idx: list[int], transform: Any, window: Window, out: np.ndarray) -> np.ndarray:
+        """Windowed read of an on-grid file into ``out`` (float32); NaN outside the file and at its nodata."""
         ds = self.dataset
         t = ds.transform
         row0 = int(round((transform.f - t.f) / t.e)) + int(window.row_off)
         col0 = int(round((transform.c - t.c) / t.a)) + int(window.col_off)
         shape = (int(window.height), int(window.width))
-        out = np.full((len(idx), *shape), np.nan, dtype=np.float32)
         r0, c0 = max(row0, 0), max(col0, 0)
         r1, c1 = min(row0 + shape[0], ds.height), min(col0 + shape[1], ds.width)
         if r1 <= r0 or c1 <= c0:
+            out.fill(np.nan)
             return out
-        raw = ds.read(idx, window=Window(c0, r0, c1 - c0, r1 - r0))
+        src = Window(c0, r0, c1 - c0, r1 - r0)
+        nodata = ds.nodata
+        if (r0, c0, r1, c1) == (row0, col0, row0 + shape[0], col0 + shape[1]) and ds.dtypes[0] != "float64" \
+                and (nodata is None or np.float32(nodata) == nodata):
+            # the whole window inside the file: GDAL converts to float32 straight into ``out`` (no temporaries;
+            # integer and float32 values and their nodata are exact in float32)
+            ds.read(idx, window=src, out=out)
+            if nodata is not None and not np.isnan(nodata):
+                out[out == np.float32(nodata)] = np.nan
+            return out
+        raw = ds.read(idx, window=src)
         part = raw.astype(np.float32)
-        if ds.nodata is not None and not np.isnan(ds.nodata):
-            part[raw == ds.nodata] = np.nan
+        if nodata is not None and not np.isnan(nodata):
+            part[raw == nodata] = np.nan
+        out.fill(np.nan)
         out[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = part
         return out
 

@@ -156,7 +156,10 @@ class PreparedRun:
     tags: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
-        """Close the input rasters."""
+        """Stop the reader's threads and close the input rasters."""
+        close = getattr(self.reader, "close", None)
+        if close is not None:
+            close()
         for layer in self.layers.values():
             layer.close()
 
