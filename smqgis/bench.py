@@ -554,6 +554,92 @@ def precision_report(cases: list[dict[str, Any]], int8_sample: list[dict[str, An
     return lines
 
 
+# --- block-size study (one model call per block, in isolation) -------------------------------------
+
+#: onnxruntime memory variants of the block study: ``off`` (no arena: what smqgis used up to 2026-12-03),
+#: ``arena`` (onnxruntime's default BFC arena, kept between calls), ``arena_shrink`` (the arena, shrunk
+#: back after every call: ``memory.enable_memory_arena_shrinkage``).
+BLOCK_VARIANTS = ("off", "arena", "arena_shrink")
+
+
+def run_block_case(model_path: str, tiles: list[int], variant: str, repeats: int) -> list[dict[str, Any]]:
+    """Time one fast-mode call per tile size (``32 (n + 7)`` px blocks) under one memory variant.
+
+    Per call: wall time, CPU time in user and kernel mode, minor page faults (pages the kernel
+    had to hand in fresh), and the resident memory right after the call; the process's peak RSS
+    and onnxruntime's MatMul peak of this process come with the first row.
+    """
+    import onnxruntime as ort
+
+    from .core.model import physical_cores, run_options, session_options
+
+    threads = physical_cores()
+    peak = ort_peak_gflops(threads)
+    opts = session_options(threads, arena=variant != "off")
+    ro = run_options(shrink_arena=variant == "arena_shrink") if variant != "off" else None
+    sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+    channels = {i.name: i.shape[-1] for i in sess.get_inputs()}
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in tiles:
+        h, p = 32 * (n + 7), n * n
+        feeds = {"high_res": rng.uniform(0, 255, (1, h, h, channels["high_res"])).astype(np.float32),
+                 "low_res": rng.uniform(0, 255, (p, 16, 16, channels["low_res"])).astype(np.float32),
+                 "coarse": rng.uniform(0, 255, (p, channels["coarse"])).astype(np.float32)}
+        feeds = {k: v for k, v in feeds.items() if k in channels}
+        for rep in range(repeats):
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            sess.run(None, feeds, ro)
+            wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+            with open("/proc/self/statm") as fh:
+                rss_now = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+            rows.append({"variant": variant, "tile": n, "block_px": h, "rep": rep, "wall_s": wall,
+                         "user_s": r1.ru_utime - r0.ru_utime, "sys_s": r1.ru_stime - r0.ru_stime,
+                         "minor_faults": r1.ru_minflt - r0.ru_minflt, "rss_after_mib": rss_now,
+                         "peak_rss_mib": r1.ru_maxrss / 1024.0, "ort_peak_gflops": peak, "threads": threads})
+    return rows
+
+
+def block_study(model: str, tiles: list[int], variants: list[str], repeats: int, out: Path) -> list[str]:
+    """Run :func:`run_block_case` for each variant in its own process; the markdown table (also written)."""
+    model_path = ensure_model(model)
+    rows: list[dict[str, Any]] = []
+    for variant in variants:
+        case = {"model_path": str(model_path), "tiles": tiles, "variant": variant, "repeats": repeats}
+        log.info("block study: %s model, %s, tiles %s ...", model, variant, tiles)
+        proc = subprocess.run([sys.executable, "-m", "smqgis.bench", "--block-case", json.dumps(case)],
+                              cwd=ROOT, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+        if proc.returncode != 0 or line is None:
+            log.error("block case failed:\n%s", proc.stderr[-3000:])
+            continue
+        rows += json.loads(line[len("BENCH_RESULT "):])
+    flops = {n: count_flops(model_path, (32 * (n + 7),) * 2) for n in tiles}
+    lines = [f"### Block study: {model} model ({model_path.name}), one call per block, {repeats} calls each",
+             "",
+             "| memory | tile (block px) | call s (best / median) | ms per output px | GFLOP/s (best) | % peak "
+             "| user / sys CPU s | minor faults (k) | RSS after call MiB | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for variant in variants:
+        for n in tiles:
+            rs = [r for r in rows if r["variant"] == variant and r["tile"] == n]
+            if not rs:
+                continue
+            best = min(rs, key=lambda r: r["wall_s"])
+            med = float(np.median([r["wall_s"] for r in rs]))
+            g = flops[n] / best["wall_s"] / 1e9
+            lines.append(
+                f"| {variant} | {n} ({best['block_px']}) | {best['wall_s']:.2f} / {med:.2f} "
+                f"| {1000 * best['wall_s'] / n ** 2:.2f} | {g:.0f} | {100 * g / best['ort_peak_gflops']:.0f} % "
+                f"| {best['user_s']:.1f} / {best['sys_s']:.1f} | {best['minor_faults'] / 1000:.0f} "
+                f"| {max(r['rss_after_mib'] for r in rs):.0f} | {max(r['peak_rss_mib'] for r in rs):.0f} |")
+    lines.append("")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"blocks_{model}.json").write_text(json.dumps({"rows": rows, "flops": flops}, indent=1))
+    (out / f"blocks_{model}.md").write_text("\n".join(lines))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or, with ``--case``, one case in this process)."""
     parser = argparse.ArgumentParser(description="Benchmark fast vs exact mode of smqgis.")
@@ -567,7 +653,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-px", type=int, default=None, help="fast-mode tile (output px); default auto")
     parser.add_argument("--memory-budget-mib", type=float, default=None,
                         help="memory budget of the automatic tile size (MiB); default the engine's (3 GiB)")
+    parser.add_argument("--blocks", default=None,
+                        help="block-size study instead: fast-mode tile sizes (output px), e.g. 32,48,63 "
+                             "(blocks of 32 (n + 7) px), one call each per --models model and memory variant")
+    parser.add_argument("--block-variants", default=",".join(BLOCK_VARIANTS),
+                        help=f"onnxruntime memory variants of --blocks, comma separated: {', '.join(BLOCK_VARIANTS)}")
+    parser.add_argument("--repeats", type=int, default=3, help="calls per block size in --blocks")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # JSON of one case, run in this process
+    parser.add_argument("--block-case", help=argparse.SUPPRESS)  # JSON of one block-study process
     parser.add_argument("--report-only", action="store_true", help="rewrite bench.md from --out/bench.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -577,6 +670,17 @@ def main(argv: list[str] | None = None) -> int:
         result = run_case(c["model_path"], c["inputs"], c["area_km"], c["mode"], Path(c["output"]), c["tile_px"],
                           c["memory_budget_mib"])
         sys.stdout.write("BENCH_RESULT " + json.dumps(result) + "\n")
+        return 0
+    if args.block_case:
+        c = json.loads(args.block_case)
+        rows = run_block_case(c["model_path"], c["tiles"], c["variant"], c["repeats"])
+        sys.stdout.write("BENCH_RESULT " + json.dumps(rows) + "\n")
+        return 0
+    if args.blocks:
+        tiles = [int(t) for t in args.blocks.split(",")]
+        variants = args.block_variants.split(",")
+        for model in args.models.split(","):
+            sys.stdout.write("\n".join(block_study(model, tiles, variants, args.repeats, out)) + "\n")
         return 0
     if args.report_only:
         old = json.loads((out / "bench.json").read_text())

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 #: Namespace of the pipeline's Beam counters.
 COUNTER_NAMESPACE = "smqgis.region_map"
-#: Default tile side (km): 10 km is 31 output pixels of 320 m, a 1216 px high-res block (~0.6 GiB of
+#: Default tile side (km): 10 km is 31 output pixels of 320 m, a 1216 px high-res block (~0.8 GiB of
 #: activations for the paper-size model at ``engine.BYTES_PER_BLOCK_PX``), one engine tile per worker call.
 DEFAULT_TILE_KM = 10.0
 #: Name of the mosaic (beside the tiles) and of its style (QGIS loads ``<name>.qml`` with ``<name>.vrt``).

@@ -35,14 +35,16 @@ DEFAULT_MEMORY_BUDGET_MIB = 3072
 BASE_MIB = 450
 #: Resident memory per byte of ONNX file (onnxruntime keeps the weights and their pre-packed copies).
 WEIGHT_RSS_FACTOR = 2.3
-#: Peak memory per high-res block pixel (bytes): the paper-size (Xception-65) encoder's live activations
-#: with the arena off (``model.session_options``; measured 364-389 B/px at 1536-2048 px blocks), plus
-#: the tile being run and the one being read (10 bands float32). Conservative for smaller models.
-BYTES_PER_BLOCK_PX = 420
-#: Largest high-res block side (px) of an automatic fast-mode tile on the CPU, whatever the budget: larger
-#: blocks ran slower per FLOP with onnxruntime 1.31 on the paper-size model on the 2-core test machine
-#: (20 km end to end: one 2240 px block 45-74 s, four 1248 px blocks 34 s; see docs/benchmark.md).
-CPU_BLOCK_PX = 1536
+#: Peak memory per high-res block pixel (bytes): the paper-size (Xception-65) encoder's activations in
+#: onnxruntime's memory arena (``model.OnnxModel``; measured 430-533 B/px at 1248-2016 px blocks in the
+#: block study, ``python -m smqgis.bench --blocks``), plus the tile being read (10 bands float32).
+#: Conservative for smaller models.
+BYTES_PER_BLOCK_PX = 580
+#: Largest high-res block side (px) of an automatic fast-mode tile on the CPU, whatever the budget. With
+#: the arena, the time per output pixel falls with the block up to ~2016 px (paper-size model: 4.7 ms at
+#: 1248 px, 3.9 ms at 2016 px; demo model 0.26 -> 0.19 ms) and was no better at 2240 px; without it
+#: (before 2026-12-04) blocks over ~1536 px ran slower per FLOP (page faults; docs/benchmark.md).
+CPU_BLOCK_PX = 2048
 #: Largest high-res block side (px) of an automatic fast-mode tile on a GPU (its memory is not budgeted here).
 CUDA_BLOCK_PX = 4096
 

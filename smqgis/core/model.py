@@ -56,15 +56,15 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def session_options(threads: int | None = None) -> Any:
+def session_options(threads: int | None = None, arena: bool = False) -> Any:
     """onnxruntime session options of an smqgis run.
 
     ``threads`` intra-op threads (default: the physical cores), one inter-op thread and
     sequential execution (the graph is a chain: parallel branches only contend for cores),
-    every graph optimisation (fusions, NCHWc blocked layout), and no memory arena or memory
-    pattern: activations are returned to the system after each call, so peak memory is that
-    of the largest call and does not grow with the number of tile shapes a run meets
-    (measured: paper-size model, 1536 px block, peak RSS 2.6 -> 1.5 GiB; see docs/benchmark.md).
+    every graph optimisation (fusions, NCHWc blocked layout), no memory pattern (pre-planned
+    buffers per input shape: 2.6 GiB instead of 1.5 for one 1536 px block), and onnxruntime's
+    CPU memory arena only with ``arena`` (see :class:`OnnxModel`; the fusion kind's models run
+    with it, the other sessions, which run small calls, without).
     """
     import onnxruntime as ort
 
@@ -73,10 +73,25 @@ def session_options(threads: int | None = None) -> Any:
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_cpu_mem_arena = False
+    opts.enable_cpu_mem_arena = bool(arena)
     opts.enable_mem_pattern = False
     opts.log_severity_level = 3
     return opts
+
+
+def run_options(shrink_arena: bool = True) -> Any:
+    """onnxruntime run options; with ``shrink_arena`` the CPU arena gives its free memory back after each call.
+
+    Measured in the block study (``python -m smqgis.bench --blocks``, variant ``arena_shrink``) and
+    not used by the engine: the arena then re-faults its memory on every call (paper-size model,
+    2240 px block: 565 k faults, 20.4 s against 16.9 s with the arena kept).
+    """
+    import onnxruntime as ort
+
+    ro = ort.RunOptions()
+    if shrink_arena:
+        ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return ro
 
 
 def _provider_list(provider: str) -> list[str]:
@@ -194,6 +209,13 @@ class OnnxModel:
         onnxruntime intra-op threads (default: the physical cores).
     model_kind : str, optional
         The kind the caller needs (a key of ``kinds.REGISTRY``); a model of another kind is refused.
+    arena : bool
+        Run with onnxruntime's CPU memory arena: inside a call freed activations are reused instead of
+        being mmap'd and page-faulted in afresh layer by layer (block study, docs/benchmark.md: the
+        paper-size model's 2016 px block 3.9 ms per output px with it, 7.4 ms at 1760 px without; the
+        demo model's 1248 px block 1.5x faster). The arena keeps the largest call's memory until the
+        session is closed at the end of the run (``engine.BYTES_PER_BLOCK_PX`` budgets for it).
+        False: no arena (every activation malloc'd and freed).
 
     Attributes
     ----------
@@ -204,7 +226,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str, provider: str = "auto", threads: int | None = None,
-                 model_kind: str | None = None) -> None:
+                 model_kind: str | None = None, arena: bool = True) -> None:
         import onnxruntime as ort
 
         self.path = str(path)
@@ -220,7 +242,7 @@ class OnnxModel:
             )
         wanted_providers = _provider_list(provider)
         try:
-            self.session = ort.InferenceSession(self.path, sess_options=session_options(threads),
+            self.session = ort.InferenceSession(self.path, sess_options=session_options(threads, arena=arena),
                                                 providers=wanted_providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf types
             raise ModelError(
