@@ -37,9 +37,10 @@ BASE_MIB = 450
 WEIGHT_RSS_FACTOR = 2.3
 #: Peak memory per high-res block pixel (bytes): the paper-size (Xception-65) encoder's activations in
 #: onnxruntime's memory arena (``model.OnnxModel``; measured 430-533 B/px at 1248-2016 px blocks in the
-#: block study, ``python -m smqgis.bench --blocks``), plus the tile being read (10 bands float32).
-#: Conservative for smaller models.
-BYTES_PER_BLOCK_PX = 580
+#: block study, ``python -m smqgis.bench --blocks``), plus the tile being read (10 bands float32) and the
+#: reader's per-file scratch (``tile_inputs.BufferPool``: up to 10 bands float32). Conservative for smaller
+#: models.
+BYTES_PER_BLOCK_PX = 620
 #: Largest high-res block side (px) of an automatic fast-mode tile on the CPU, whatever the budget. With
 #: the arena, the time per output pixel falls with the block up to ~2016 px (paper-size model: 4.7 ms at
 #: 1248 px, 3.9 ms at 2016 px; demo model 0.26 -> 0.19 ms) and was no better at 2240 px; without it
@@ -182,10 +183,12 @@ _LIBC_TRIM: Callable[[int], int] | None = None
 def trim_heap() -> None:
     """Give the process heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
 
-    onnxruntime (arena off) and the reader free blocks of tens of MB after every tile; glibc
-    keeps such freed memory in its heaps (its mmap threshold rises to the largest block freed),
-    so without this the resident memory of a run creeps up with its number of tiles
-    (measured: demo model 20 -> 40 km, peak RSS x1.43 without, x1.13 with; docs/benchmark.md).
+    The reader's and numpy's temporaries of tens of MB are freed after every tile; glibc keeps
+    such freed memory in its heaps (its mmap threshold rises to the largest block freed), so
+    without this the resident memory of a run creeps up with its number of tiles (measured
+    with onnxruntime's arena off: demo model 20 -> 40 km, peak RSS x1.43 without, x1.13 with;
+    docs/benchmark.md). onnxruntime's arena, when on, is not returned by this (it is freed with
+    its session at the end of the run).
     """
     global _LIBC_TRIM
     if _LIBC_TRIM is None:

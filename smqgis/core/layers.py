@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 #: pixel's value does not depend on the block it is warped in (exact 0 is not accepted by WarpedVRT).
 WARP_TOLERANCE_PX = 1e-4
 
+#: Pixel types whose every value is exact in float32: an on-grid file of these is read straight into float32.
+EXACT_IN_FLOAT32 = frozenset({"uint8", "int8", "uint16", "int16", "float32"})
+
 #: GDAL block cache while a run reads (MiB): holds a tile's warped blocks for the next tile's halo, and
 #: keeps the memory of a run independent of its area (GDAL's default is 5 % of the machine's RAM).
 GDAL_CACHE_MIB = 128
@@ -183,10 +186,10 @@ class SourceLayer:
             return out
         src = Window(c0, r0, c1 - c0, r1 - r0)
         nodata = ds.nodata
-        if (r0, c0, r1, c1) == (row0, col0, row0 + shape[0], col0 + shape[1]) and ds.dtypes[0] != "float64" \
-                and (nodata is None or np.float32(nodata) == nodata):
+        if (r0, c0, r1, c1) == (row0, col0, row0 + shape[0], col0 + shape[1]) \
+                and set(ds.dtypes) <= EXACT_IN_FLOAT32 and (nodata is None or np.float32(nodata) == nodata):
             # the whole window inside the file: GDAL converts to float32 straight into ``out`` (no temporaries;
-            # integer and float32 values and their nodata are exact in float32)
+            # these types' values, and so their nodata test, are exact in float32)
             ds.read(idx, window=src, out=out)
             if nodata is not None and not np.isnan(nodata):
                 out[out == np.float32(nodata)] = np.nan

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -181,19 +181,17 @@ class TileReader:
         shape = out.shape[:2]
         layer = self.layers[key]
         valid = np.ones(shape, dtype=bool)
-        to_read = [channels[ci][1] for ci in cis if channels[ci][1] not in layer.constants]
-        if to_read:
-            phys, flat = self.pool.take(f"scratch:{key}", (len(to_read), *shape))
+        read_cis = [ci for ci in cis if channels[ci][1] not in layer.constants]
+        if read_cis:
+            phys, flat = self.pool.take(f"scratch:{key}", (len(read_cis), *shape))
             try:
-                layer.read_physical(role, to_read, self.grid.crs, *self._full[role], window, ROLE_RESAMPLING[role],
-                                    out=phys)
-                for k, band in enumerate(to_read):
-                    valid &= np.isfinite(phys[k])
-                    encoding.encode_into(phys[k], channels[cis[to_read.index(band)]][2], phys[k])
-                for ci in cis:
-                    band = channels[ci][1]
-                    if band in to_read:
-                        out[..., ci] = phys[to_read.index(band)]
+                layer.read_physical(role, [channels[ci][1] for ci in read_cis], self.grid.crs, *self._full[role],
+                                    window, ROLE_RESAMPLING[role], out=phys)
+                for k, ci in enumerate(read_cis):  # each channel with its own encoding
+                    values = phys[k]
+                    valid &= np.isfinite(values)
+                    encoding.encode_into(values, channels[ci][2], values)
+                    out[..., ci] = values
             finally:
                 self.pool.give(f"scratch:{key}", flat)
         for ci in cis:
@@ -211,21 +209,26 @@ class TileReader:
         for ci, (key, _band, _enc) in enumerate(channels):
             by_source.setdefault(key, []).append(ci)
         keys = list(by_source)
-        # the first input alone: found all nodata, the tile is empty and the others are not read
-        valid = self._read_source(role, keys[0], by_source[keys[0]], window, out)
-        rest = keys[1:] if (valid.any() or not self.stop_at_empty) else []
-        if len(rest) > 1 and self.workers > 1:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="smqgis-input")
-            futures = [self._executor.submit(self._read_source, role, key, by_source[key], window, out)
-                       for key in rest]
-            for f in futures:
-                valid &= f.result()
-        else:
-            for key in rest:
-                if self.stop_at_empty and not valid.any():
-                    break
-                valid &= self._read_source(role, key, by_source[key], window, out)
+        try:
+            # the first input alone: found all nodata, the tile is empty and the others are not read
+            valid = self._read_source(role, keys[0], by_source[keys[0]], window, out)
+            rest = keys[1:] if (valid.any() or not self.stop_at_empty) else []
+            if len(rest) > 1 and self.workers > 1:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="smqgis-input")
+                futures = [self._executor.submit(self._read_source, role, key, by_source[key], window, out)
+                           for key in rest]
+                wait(futures)  # every read over before anything is raised: no file is left being read
+                for f in futures:
+                    valid &= f.result()
+            else:
+                for key in rest:
+                    if self.stop_at_empty and not valid.any():
+                        break
+                    valid &= self._read_source(role, key, by_source[key], window, out)
+        except BaseException:
+            self.pool.give(role, flat)
+            raise
         if not valid.any():
             out.fill(0.0)
         elif not valid.all():

@@ -118,3 +118,36 @@ def test_a_released_tile_gives_up_its_arrays(context_model, scene):
         assert not np.array_equal(other.arrays["high_res"], before)
     finally:
         run.close()
+
+
+def test_each_channel_keeps_its_own_encoding_when_a_constant_band_comes_first(context_model, scene):
+    """Sentinel-1 with VV as a constant (the first of its bands): VH and the angle keep their own encodings."""
+    from rasterio.windows import Window
+
+    from smqgis.core.tile_inputs import ROLE_RESAMPLING
+
+    run = prepare(context_model, scene, provider="cpu")
+    try:
+        layer = run.layers["sentinel1"]
+        bands = {role: run.model.bands(role) for role in run.model.roles}
+        hr = [b["ref"] for b in bands["high_res"]]
+        assert hr[:3] == ["sentinel1/VV", "sentinel1/VH", "sentinel1/angle"]
+        encodings = [b["encoding"] for b in bands["high_res"][:3]]
+        assert encodings[1] != encodings[2]  # VH (dB) and the angle (degrees) are encoded differently
+        layer.constants = {**layer.constants, "VV": -11.0}
+        reader = TileReader(run.grid, bands, run.layers, workers=1)
+        g = run.grid.roles["high_res"]
+        with gdal_env():
+            tile = reader.read(0, 0, 3, 3)
+            rows, cols = g.block_shape(3, 3)
+            phys = layer.read_physical("high_res", ["VH", "angle"], run.grid.crs,
+                                       *reader._full["high_res"], Window(0, 0, cols, rows), ROLE_RESAMPLING["high_res"])
+        block = tile.arrays["high_res"]
+        ok = np.isfinite(phys).all(axis=0)
+        assert ok.mean() > 0.5
+        np.testing.assert_array_equal(block[..., 0][ok], encoding.encode(np.float32(-11.0), encodings[0]))
+        for ch in (1, 2):
+            ref = encoding.encode(phys[ch - 1], encodings[ch])
+            assert np.abs(block[..., ch][ok] - ref[ok]).max() <= 1e-4
+    finally:
+        run.close()
