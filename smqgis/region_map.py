@@ -58,6 +58,8 @@ MOSAIC_NAME = "mosaic.vrt"
 PART_RE = re.compile(r"^tile_\d+_\d+\.tif\.[0-9a-f]+\.part$")
 #: Tags of a tile that do not describe the mosaic.
 TILE_ONLY_TAGS = ("REGION_TILE", "REGION_TILE_ROW0", "REGION_TILE_COL0")
+#: Name of a finished tile.
+TILE_RE = re.compile(r"^tile_\d+_\d+\.tif$")
 #: Command-line option of each source key (the keys of ``sources.SOURCES``).
 SOURCE_OPTIONS = {"sentinel1": "--s1", "sentinel2": "--s2", "dem": "--dem", "soilgrids": "--soilgrids",
                   "smap": "--smap", "gldas": "--gldas"}
@@ -189,6 +191,40 @@ def plan_region(model: Any, inputs: dict[str, LayerInput], *, extent: tuple[floa
     log.info("region %s: %d x %d px of %g m from (%.1f, %.1f) in %d tiles of %d px (%.2f km)", grid.crs,
              grid.width, grid.height, res, grid.x0, grid.y0, len(tiles), tile_px, tile_px * res / 1000.0)
     return RegionPlan(grid, tile_px, tiles, fixed, boxes, warnings, tags)
+
+
+def run_signature(model: Any, model_path: str, inputs: dict[str, LayerInput], mode: str,
+                  tile_px: int) -> dict[str, str]:
+    """The tags every tile of one region run carries alike (``pipeline.provenance_tags``): model, mode, inputs."""
+    meta = model.metadata
+    sig = {"MODEL_FILE": os.path.basename(model_path), "MODEL_TITLE": str(meta["title"]),
+           "MODEL_VARIANT": str(meta["variant"]), "MODE": mode, "TILE_PX": str(tile_px)}
+    for key, li in inputs.items():
+        sig[f"INPUT_{key.upper()}_PATH"] = str(li.path)
+    return sig
+
+
+def check_existing_tiles(out_dir: str, signature: dict[str, str], scratch: str) -> int:
+    """InputError when a tile already in ``out_dir`` was made by another run (model, mode, inputs); the tiles found.
+
+    A rerun skips the tiles it finds; mixing in tiles of another model or other inputs would make
+    a mosaic that is no single map, so such a folder is refused instead (nothing is written or deleted).
+    """
+    import rasterio
+
+    if not FileSystems.exists(out_dir):
+        return 0
+    (found,) = FileSystems.match([FileSystems.join(out_dir, "tile_*.tif")])
+    names = sorted(n for n in (m.path.rsplit("/", 1)[-1] for m in found.metadata_list) if TILE_RE.match(n))
+    for name in names:
+        with rasterio.open(_local_copy(FileSystems.join(out_dir, name), scratch)) as ds:
+            tags = ds.tags()
+        differ = {k: (tags.get(k), v) for k, v in signature.items() if tags.get(k) != v}
+        if differ:
+            what = "; ".join(f"{k} {old!r} there, {new!r} now" for k, (old, new) in sorted(differ.items()))
+            raise InputError(f"{out_dir} already holds {name} from another run ({what}); a rerun only completes "
+                             "the same run: choose a new output folder (--out), or delete its tiles", parameter="out")
+    return len(names)
 
 
 def _local_copy(path: str, folder: str) -> str:
@@ -444,6 +480,10 @@ def run(argv: list[str] | None = None) -> Any:
         model = fusion.open_model(_local_copy(args.model, scratch), provider="cpu")
         plan = plan_region(model, inputs, extent=extent, extent_crs=args.extent_crs, dst_crs=args.dst_crs,
                            tile_km=args.tile_km, ignore_time_bounds=args.ignore_time_bounds)
+        found = check_existing_tiles(args.out, run_signature(model, args.model, inputs, args.mode, plan.tile_px),
+                                     scratch)
+        if found:
+            log.info("%d tile(s) of this run already in %s: they are kept", found, args.out)
     for w in plan.warnings:
         log.warning("%s", w)
     if not FileSystems.exists(args.out):

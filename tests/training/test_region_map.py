@@ -22,6 +22,7 @@ rasterio = pytest.importorskip("rasterio")
 from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 
 from smqgis import region_map  # noqa: E402
+from smqgis.core.errors import InputError  # noqa: E402
 from smqgis.core.kinds.fusion import estimate_sm_320m, estimate_sm_arrays  # noqa: E402
 from smqgis.demo import sample_inputs  # noqa: E402
 from smqgis.paths import DEMO_MODEL_PATH, PLUGIN_DIR, STYLE_PATH  # noqa: E402
@@ -102,6 +103,14 @@ def test_mosaic_equals_a_single_run_and_a_rerun_writes_only_the_missing_tile(tmp
         assert os.stat(out / name).st_mtime_ns == mtimes[name]
     again, *_ = _read(out / "mosaic.vrt")
     assert np.abs(again - ref).max() <= TOL
+
+    # a rerun of another run into the same folder is refused before anything is made or removed
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    with pytest.raises(InputError, match=r"already holds tile_0000_0000\.tif from another run \(MODE 'fast' there, "
+                                         r"'exact' now\)") as err:
+        _run(out, mode="exact")
+    assert err.value.parameter == "out"
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
 
 
 def test_exact_mode_mosaic_equals_any_single_run(tmp_path):
