@@ -618,6 +618,26 @@ def run_block_case(model_path: str, tiles: list[int], variant: str, repeats: int
     return rows
 
 
+#: Prefix of the line a case process prints its result on (JSON).
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+def emit_result(result: Any) -> None:
+    """Print a case process's result for :func:`run_in_process`."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+
+
+def run_in_process(flag: str, case: dict[str, Any]) -> Any:
+    """Run one case (``--case`` / ``--block-case`` JSON) in its own process; its result, or None (logged)."""
+    proc = subprocess.run([sys.executable, "-m", "smqgis.bench", flag, json.dumps(case)],
+                          cwd=ROOT, capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)), None)
+    if proc.returncode != 0 or line is None:
+        log.error("%s failed:\n%s", flag.lstrip("-"), proc.stderr[-3000:])
+        return None
+    return json.loads(line[len(RESULT_PREFIX):])
+
+
 def block_study(model: str, tiles: list[int], variants: list[str], repeats: int, out: Path) -> list[str]:
     """Run :func:`run_block_case` for each variant in its own process; the markdown table (also written)."""
     model_path = ensure_model(model)
@@ -625,13 +645,9 @@ def block_study(model: str, tiles: list[int], variants: list[str], repeats: int,
     for variant in variants:
         case = {"model_path": str(model_path), "tiles": tiles, "variant": variant, "repeats": repeats}
         log.info("block study: %s model, %s, tiles %s ...", model, variant, tiles)
-        proc = subprocess.run([sys.executable, "-m", "smqgis.bench", "--block-case", json.dumps(case)],
-                              cwd=ROOT, capture_output=True, text=True)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
-        if proc.returncode != 0 or line is None:
-            log.error("block case failed:\n%s", proc.stderr[-3000:])
-            continue
-        rows += json.loads(line[len("BENCH_RESULT "):])
+        result = run_in_process("--block-case", case)
+        if result is not None:
+            rows += result
     flops = {n: count_flops(model_path, (32 * (n + 7),) * 2) for n in tiles}
     lines = [f"### Block study: {model} model ({model_path.name}), one call per block, {repeats} calls each",
              "",
@@ -687,12 +703,12 @@ def main(argv: list[str] | None = None) -> int:
         c = json.loads(args.case)
         result = run_case(c["model_path"], c["inputs"], c["area_km"], c["mode"], Path(c["output"]), c["tile_px"],
                           c["memory_budget_mib"])
-        sys.stdout.write("BENCH_RESULT " + json.dumps(result) + "\n")
+        emit_result(result)
         return 0
     if args.block_case:
         c = json.loads(args.block_case)
         rows = run_block_case(c["model_path"], c["tiles"], c["variant"], c["repeats"])
-        sys.stdout.write("BENCH_RESULT " + json.dumps(rows) + "\n")
+        emit_result(rows)
         return 0
     if args.blocks:
         tiles = [int(t) for t in args.blocks.split(",")]
@@ -724,13 +740,10 @@ def main(argv: list[str] | None = None) -> int:
                     "output": str(out / f"{model}_{area:g}km_{mode}.tif"), "tile_px": args.tile_px,
                     "memory_budget_mib": args.memory_budget_mib}
             log.info("%s model, %g km, %s mode ...", model, area, mode)
-            proc = subprocess.run([sys.executable, "-m", "smqgis.bench", "--case", json.dumps(case)],
-                                  cwd=ROOT, capture_output=True, text=True)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
-            if proc.returncode != 0 or line is None:
-                log.error("case failed:\n%s", proc.stderr[-3000:])
+            measured = run_in_process("--case", case)
+            if measured is None:
                 continue
-            result = {"model": model, **json.loads(line[len("BENCH_RESULT "):])}
+            result = {"model": model, **measured}
             add_flops(result, path_of(model[: -len(INT8)]) if model.endswith(INT8) else model_path)
             log.info("  %.1f s wall, %.0f MiB peak RSS, %.0f GFLOP/s (%.0f %% of %.0f)", result["wall_s"],
                      result["peak_rss_mib"], result["gflops_per_s"], result["pct_of_peak"],

@@ -212,8 +212,8 @@ class OnnxModel:
     arena : bool
         Run with onnxruntime's CPU memory arena: inside a call freed activations are reused instead of
         being mmap'd and page-faulted in afresh layer by layer (block study, docs/benchmark.md: the
-        paper-size model's 2016 px block 3.9 ms per output px with it, 7.4 ms at 1760 px without; the
-        demo model's 1248 px block 1.5x faster). The arena keeps the largest call's memory until the
+        paper-size model's 2240 px block 4.26 ms per output px with it, 6.37 ms without; the demo
+        model's 1248 px block 1.5x faster). The arena keeps the largest call's memory until the
         session is closed at the end of the run (``engine.BYTES_PER_BLOCK_PX`` budgets for it).
         False: no arena (every activation malloc'd and freed).
 
